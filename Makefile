@@ -1,0 +1,45 @@
+# The two commands a new user needs: `make run` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+export DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/wallet
+
+.PHONY: run test lint format migrate bench clean
+
+$(BIN)/python:
+	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.installed: $(BIN)/python requirements.txt requirements-dev.txt
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $@
+
+## make run: set up and serve the API on http://127.0.0.1:8000 (embedded SQLite database)
+run: $(VENV)/.installed
+	env -u DATABASE_URL DJANGO_SETTINGS_MODULE=wallet_project.settings.local $(BIN)/python manage.py migrate --noinput
+	@echo "Serving on http://127.0.0.1:8000  (Swagger UI: http://127.0.0.1:8000/api/docs/)"
+	env -u DATABASE_URL DJANGO_SETTINGS_MODULE=wallet_project.settings.local $(BIN)/python manage.py runserver 127.0.0.1:8000
+
+## make test: set up and run the whole suite against PostgreSQL (DATABASE_URL)
+test: $(VENV)/.installed
+	scripts/ensure_postgres.sh
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/python manage.py makemigrations --check --dry-run --settings=wallet_project.settings.test
+	$(BIN)/pytest
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(VENV)/.installed
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+## make bench: the load script against a server you started (see docs/performance.md)
+bench: $(VENV)/.installed
+	$(BIN)/python bench/bank.py
+
+clean:
+	rm -rf $(VENV) db.sqlite3 .pytest_cache

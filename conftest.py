@@ -1,0 +1,69 @@
+"""Fixtures shared by every app's tests."""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from collections.abc import Callable
+
+import pytest
+from rest_framework.test import APIClient
+from rest_framework_simplejwt.tokens import RefreshToken
+
+from transfers import services as ledger
+from users.models import User
+from wallets.models import Wallet
+from wallets.services import clear_system_wallet_cache, wallet_create
+
+_counter = itertools.count(1)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_system_wallet_cache():
+    # Each test database starts empty; cached system-wallet ids would point nowhere.
+    clear_system_wallet_cache()
+    yield
+    clear_system_wallet_cache()
+
+
+@pytest.fixture
+def make_user(db) -> Callable[..., User]:
+    def make(username: str | None = None, password: str = "S3cure-pass-123") -> User:
+        name = username or f"user{next(_counter)}"
+        user = User(username=name, email=f"{name}@example.com")
+        user.set_password(password)
+        user.save()
+        return user
+
+    return make
+
+
+@pytest.fixture
+def make_wallet(db) -> Callable[..., Wallet]:
+    def make(owner: User, currency: str = "USD", balance: int = 0, name: str = "") -> Wallet:
+        wallet = wallet_create(owner_id=owner.id, currency=currency, name=name)
+        if balance:
+            ledger.deposit_create(wallet_id=wallet.id, owner_id=owner.id, amount=balance)
+            wallet.refresh_from_db()
+        return wallet
+
+    return make
+
+
+def client_for(user: User | None) -> APIClient:
+    client = APIClient()
+    if user is not None:
+        token = RefreshToken.for_user(user).access_token
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    return client
+
+
+@pytest.fixture
+def api_client() -> Callable[[User | None], APIClient]:
+    """api_client(user) -> an APIClient carrying a real JWT for `user` (None: anonymous)."""
+    return client_for
+
+
+def idem() -> dict[str, str]:
+    """A fresh Idempotency-Key header for APIClient calls."""
+    return {"HTTP_IDEMPOTENCY_KEY": str(uuid.uuid4())}

@@ -1,0 +1,147 @@
+"""HTTP for transfers, plus the idempotent response helper the money endpoints share."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from uuid import UUID
+
+from django.http import HttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import viewsets
+from rest_framework.renderers import JSONRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from transfers import selectors, services
+from transfers.idempotency import (
+    IdempotentRequest,
+    execute_idempotent,
+    normalize_path,
+    request_hash,
+    validate_key,
+)
+from transfers.models import Transfer
+from transfers.serializers import (
+    TransferCreateSerializer,
+    TransferFilterSerializer,
+    TransferSerializer,
+    transfer_data,
+)
+from wallet_project.api import UUID_PATTERN, KeysetPagination, parse_uuid
+from wallet_project.errors import PROBLEM_CONTENT_TYPE
+
+IDEMPOTENCY_PARAMETER = OpenApiParameter(
+    name="Idempotency-Key",
+    type=OpenApiTypes.STR,
+    location=OpenApiParameter.HEADER,
+    required=True,
+    description=(
+        "1-255 printable characters, unique per request you mean to make. Retrying with the "
+        "same key and body replays the first response (header Idempotent-Replayed: true)."
+    ),
+)
+PROBLEM = OpenApiResponse(description="application/problem+json error with a stable `code`.")
+
+_renderer = JSONRenderer()
+
+
+def render_json(data: object) -> bytes:
+    return _renderer.render(data)
+
+
+def require_idempotency_key(request: Request) -> str:
+    return validate_key(request.headers.get("Idempotency-Key"))
+
+
+def idempotent_response(
+    request: Request,
+    key: str,
+    operation: Callable[[], tuple[int, bytes, UUID | None]],
+    *,
+    reference_wallet_id: UUID | None,
+    reference: str | None,
+) -> HttpResponse:
+    """Run a validated money operation once per Idempotency-Key and answer with its stored outcome."""
+    req = IdempotentRequest(
+        user_id=request.user.id,
+        key=key,
+        method=request.method,
+        path=normalize_path(request.path),
+        request_hash=request_hash(request.data),
+        reference_wallet_id=reference_wallet_id,
+        reference=reference,
+    )
+    result = execute_idempotent(req, operation)
+    content_type = PROBLEM_CONTENT_TYPE if result.status >= 400 else "application/json"
+    response = HttpResponse(result.body, status=result.status, content_type=content_type)
+    if result.replayed:
+        response["Idempotent-Replayed"] = "true"
+    return response
+
+
+class TransferViewSet(viewsets.GenericViewSet):
+    serializer_class = TransferSerializer
+    pagination_class = KeysetPagination
+    lookup_value_regex = UUID_PATTERN
+
+    class Pagination(KeysetPagination):
+        ordering = ("-created_at", "-id")
+
+    pagination_class = Pagination
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("wallet", OpenApiTypes.UUID, description="Only this wallet's transfers.")
+        ],
+        responses={200: TransferSerializer(many=True)},
+    )
+    def list(self, request: Request) -> Response:
+        filters = TransferFilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        queryset = selectors.transfer_list(
+            user_id=request.user.id, wallet_id=filters.validated_data.get("wallet")
+        )
+        page = self.paginate_queryset(queryset)
+        return self.get_paginated_response(TransferSerializer(page, many=True).data)
+
+    @extend_schema(responses={200: TransferSerializer, 404: PROBLEM})
+    def retrieve(self, request: Request, pk: str) -> Response:
+        transfer = selectors.transfer_get(transfer_id=parse_uuid(pk), user_id=request.user.id)
+        return Response(TransferSerializer(transfer).data)
+
+    @extend_schema(
+        parameters=[IDEMPOTENCY_PARAMETER],
+        request=TransferCreateSerializer,
+        responses={
+            201: TransferSerializer,
+            400: PROBLEM,
+            404: PROBLEM,
+            409: PROBLEM,
+            422: PROBLEM,
+        },
+    )
+    def create(self, request: Request) -> HttpResponse:
+        key = require_idempotency_key(request)
+        serializer = TransferCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+
+        def operation() -> tuple[int, bytes, UUID | None]:
+            transfer: Transfer = services.transfer_create(
+                source_wallet_id=data["source_wallet_id"],
+                destination_wallet_id=data["destination_wallet_id"],
+                initiated_by_id=request.user.id,
+                amount=data["amount"],
+                reference=data.get("reference"),
+                description=data["description"],
+            )
+            return 201, render_json(transfer_data(transfer)), transfer.id
+
+        return idempotent_response(
+            request,
+            key,
+            operation,
+            reference_wallet_id=data["source_wallet_id"],
+            reference=data.get("reference"),
+        )

@@ -1,0 +1,174 @@
+"""Idempotency-Key handling for money-moving requests.
+
+Follows the IETF draft "The Idempotency-Key HTTP Header Field" and Stripe's
+semantics:
+
+- a key (1-255 printable ASCII characters) is scoped to the user and bound to
+  method + path + a SHA-256 of the canonical JSON body;
+- the record is inserted in the *same* transaction as the movement, so a crash
+  can never leave one without the other;
+- a finished request replays its stored status and body byte for byte;
+- a concurrent duplicate never executes twice: PostgreSQL's unique index makes
+  the second INSERT wait for the first transaction, then fail, which rolls the
+  duplicate's work back, and the stored response is replayed ("wait and replay");
+- successes and final business errors are stored; validation errors are not.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from django.conf import settings
+from django.db import DatabaseError, IntegrityError, OperationalError, transaction
+
+from transfers.db import is_lock_timeout, is_retryable, violated_constraint
+from transfers.models import IdempotencyRecord
+from transfers.services import duplicate_reference_error, find_reference_owner
+from wallet_project.errors import render_problem, service_error_body
+from wallets.errors import (
+    IdempotencyKeyInUse,
+    IdempotencyKeyInvalid,
+    IdempotencyKeyRequired,
+    IdempotencyKeyReused,
+    ServiceBusy,
+    WalletError,
+)
+
+logger = logging.getLogger(__name__)
+
+KEY_PATTERN = re.compile(r"^[\x20-\x7e]{1,255}$")
+IDEMPOTENCY_CONSTRAINT = "idempotency_key_unique_per_user"
+REFERENCE_CONSTRAINT = "transfer_reference_unique_per_wallet"
+
+
+@dataclass(frozen=True)
+class IdempotentRequest:
+    user_id: int
+    key: str
+    method: str
+    path: str
+    request_hash: str
+    reference_wallet_id: UUID | None = None
+    reference: str | None = None
+
+
+@dataclass(frozen=True)
+class StoredResponse:
+    status: int
+    body: bytes
+    replayed: bool
+
+
+# What an operation returns: (HTTP status, rendered body, transfer id or None).
+Operation = Callable[[], tuple[int, bytes, UUID | None]]
+
+
+def validate_key(raw: str | None) -> str:
+    if raw is None or raw == "":
+        raise IdempotencyKeyRequired(
+            "Money-moving requests need an Idempotency-Key header (1-255 printable characters)."
+        )
+    if not KEY_PATTERN.match(raw):
+        raise IdempotencyKeyInvalid("Idempotency-Key must be 1-255 printable ASCII characters.")
+    return raw
+
+
+def request_hash(data: Any) -> str:
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def normalize_path(path: str) -> str:
+    return path.rstrip("/") or "/"
+
+
+def _replay(req: IdempotentRequest, record: IdempotencyRecord) -> StoredResponse:
+    if (record.method, record.path, record.request_hash) != (req.method, req.path, req.request_hash):
+        raise IdempotencyKeyReused("This Idempotency-Key was already used for a different request.")
+    return StoredResponse(status=record.status_code, body=bytes(record.response_body), replayed=True)
+
+
+def _stored(req: IdempotentRequest) -> IdempotencyRecord | None:
+    return IdempotencyRecord.objects.filter(user_id=req.user_id, key=req.key).first()
+
+
+def _replay_stored(req: IdempotentRequest) -> StoredResponse:
+    record = _stored(req)
+    if record is None:  # the other request rolled back after all; ask the client to retry
+        raise IdempotencyKeyInUse("A request with this key is in progress; retry shortly.")
+    return _replay(req, record)
+
+
+def _record(req: IdempotentRequest, status: int, body: bytes, transfer_id: UUID | None) -> None:
+    IdempotencyRecord.objects.create(
+        user_id=req.user_id,
+        key=req.key,
+        method=req.method,
+        path=req.path,
+        request_hash=req.request_hash,
+        status_code=status,
+        response_body=body,
+        transfer_id=transfer_id,
+    )
+
+
+def _store_failure(req: IdempotentRequest, error: WalletError) -> StoredResponse:
+    body = render_problem(service_error_body(error))
+    try:
+        with transaction.atomic():
+            _record(req, error.status, body, None)
+    except IntegrityError as exc:
+        if violated_constraint(
+            exc, table="transfers_idempotencyrecord", name=IDEMPOTENCY_CONSTRAINT, columns=("key",)
+        ):
+            return _replay_stored(req)
+        raise
+    return StoredResponse(status=error.status, body=body, replayed=False)
+
+
+def execute_idempotent(req: IdempotentRequest, operation: Operation) -> StoredResponse:
+    """Run `operation` at most once per (user, key) and return its stored response."""
+    record = _stored(req)
+    if record is not None:
+        return _replay(req, record)
+
+    attempts = settings.MONEY_TX_RETRIES + 1
+    for attempt in range(1, attempts + 1):
+        try:
+            with transaction.atomic():
+                status, body, transfer_id = operation()
+                _record(req, status, body, transfer_id)
+            return StoredResponse(status=status, body=body, replayed=False)
+        except WalletError as error:
+            if isinstance(error, ServiceBusy):
+                raise
+            return _store_failure(req, error)
+        except IntegrityError as exc:
+            if violated_constraint(
+                exc, table="transfers_idempotencyrecord", name=IDEMPOTENCY_CONSTRAINT, columns=("key",)
+            ):
+                return _replay_stored(req)
+            if req.reference is not None and violated_constraint(
+                exc, table="transfers_transfer", name=REFERENCE_CONSTRAINT, columns=("reference",)
+            ):
+                original = find_reference_owner(wallet_id=req.reference_wallet_id, reference=req.reference)
+                if original is not None:
+                    return _store_failure(req, duplicate_reference_error(original))
+            raise
+        except OperationalError as exc:
+            if is_lock_timeout(exc):
+                raise ServiceBusy("The wallet is busy; retry shortly.") from exc
+            if is_retryable(exc) and attempt < attempts:
+                logger.warning("retrying money transaction after %s (attempt %d)", exc, attempt)
+                continue
+            raise
+        except DatabaseError:
+            raise
+    raise AssertionError("unreachable")

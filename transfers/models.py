@@ -1,0 +1,155 @@
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+
+class Transfer(models.Model):
+    """One movement of money between two wallets: the unit of double entry.
+
+    Each transfer has exactly two LedgerEntry rows, -amount on the source and
+    +amount on the destination. Both tables are append-only; PostgreSQL enforces
+    that, the zero sum and the legs' shape (migrations 0002).
+    """
+
+    class Kind(models.TextChoices):
+        DEPOSIT = "deposit", "Deposit"
+        WITHDRAWAL = "withdrawal", "Withdrawal"
+        TRANSFER = "transfer", "Transfer"
+
+    class Status(models.TextChoices):
+        COMPLETED = "completed", "Completed"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    source_wallet = models.ForeignKey(
+        "wallets.Wallet", on_delete=models.PROTECT, related_name="outgoing_transfers"
+    )
+    destination_wallet = models.ForeignKey(
+        "wallets.Wallet", on_delete=models.PROTECT, related_name="incoming_transfers"
+    )
+    amount = models.BigIntegerField()
+    currency = models.CharField(max_length=3)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.COMPLETED)
+    # The client's reference, unique forever within `reference_wallet`: the user
+    # wallet the request was made on (destination of a deposit, source otherwise).
+    reference = models.CharField(max_length=128, null=True, blank=True)  # noqa: DJ001 NULL = no reference; "" would collide
+    reference_wallet = models.ForeignKey(
+        "wallets.Wallet", on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+    description = models.CharField(max_length=255, blank=True, default="")
+    initiated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        db_table = "transfers_transfer"
+        indexes = [models.Index(fields=["-created_at"], name="transfer_created_idx")]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="transfer_amount_positive"),
+            models.CheckConstraint(
+                condition=~Q(source_wallet=models.F("destination_wallet")),
+                name="transfer_distinct_wallets",
+            ),
+            models.CheckConstraint(
+                condition=Q(kind__in=["deposit", "withdrawal", "transfer"]),
+                name="transfer_kind_valid",
+            ),
+            models.UniqueConstraint(
+                fields=["reference_wallet", "reference"],
+                condition=Q(reference__isnull=False),
+                name="transfer_reference_unique_per_wallet",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.id}"
+
+
+class LedgerEntry(models.Model):
+    """One leg of a transfer on one wallet. Signed amount; never updated or deleted.
+
+    `balance_after` is the wallet's balance once this entry applied; it is NULL
+    only on system-wallet legs, whose running balance is not tracked row by row
+    (that is what keeps system wallets off the lock path).
+    """
+
+    class Type(models.TextChoices):
+        DEPOSIT = "deposit", "Deposit"
+        WITHDRAWAL = "withdrawal", "Withdrawal"
+        TRANSFER_IN = "transfer_in", "Transfer in"
+        TRANSFER_OUT = "transfer_out", "Transfer out"
+
+    id = models.BigAutoField(primary_key=True)
+    transfer = models.ForeignKey(Transfer, on_delete=models.PROTECT, related_name="entries")
+    wallet = models.ForeignKey(
+        "wallets.Wallet", on_delete=models.PROTECT, related_name="entries", db_index=False
+    )
+    type = models.CharField(max_length=12, choices=Type.choices)
+    amount = models.BigIntegerField()
+    balance_after = models.BigIntegerField(null=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        db_table = "transfers_ledgerentry"
+        indexes = [
+            # History pages (newest first, keyset on id) and the running-balance check.
+            models.Index(fields=["wallet", "-id"], name="entry_wallet_id_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=~Q(amount=0), name="entry_amount_non_zero"),
+            models.CheckConstraint(
+                condition=Q(type__in=["deposit", "withdrawal", "transfer_in", "transfer_out"]),
+                name="entry_type_valid",
+            ),
+            # Transfer legs have a fixed sign. Deposit and withdrawal legs are named
+            # after the movement on both sides (the system leg has the opposite sign);
+            # the deferred trigger in 0002 checks each leg against its transfer.
+            models.CheckConstraint(
+                condition=~Q(type="transfer_in") | Q(amount__gt=0), name="entry_transfer_in_positive"
+            ),
+            models.CheckConstraint(
+                condition=~Q(type="transfer_out") | Q(amount__lt=0), name="entry_transfer_out_negative"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.amount} on {self.wallet_id}"
+
+
+class IdempotencyRecord(models.Model):
+    """The stored outcome of one money-moving request, keyed by (user, key).
+
+    Written in the same transaction as the movement it records, so the two can
+    never disagree. Replays return `response_body` byte for byte.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    method = models.CharField(max_length=8)
+    path = models.CharField(max_length=255)
+    request_hash = models.CharField(max_length=64)
+    status_code = models.PositiveSmallIntegerField()
+    response_body = models.BinaryField()
+    transfer = models.ForeignKey(
+        Transfer, null=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        db_table = "transfers_idempotencyrecord"
+        indexes = [models.Index(fields=["created_at"], name="idempotency_created_idx")]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "key"], name="idempotency_key_unique_per_user"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.key} ({self.status_code})"

@@ -1,0 +1,87 @@
+from rest_framework import serializers
+
+from transfers.models import LedgerEntry, Transfer
+from wallet_project.api import AmountField, ReferenceField, StrictCharField, StrictSerializer, StrictUUIDField
+from wallets.serializers import WalletSerializer
+
+
+class MovementSerializer(StrictSerializer):
+    amount = AmountField(help_text="Minor units (e.g. cents); 1 to 10^15.")
+    reference = ReferenceField()
+    description = StrictCharField(required=False, allow_blank=True, max_length=255, default="")
+
+
+class TransferCreateSerializer(MovementSerializer):
+    source_wallet_id = StrictUUIDField()
+    destination_wallet_id = StrictUUIDField()
+
+
+class TransferSerializer(serializers.ModelSerializer):
+    source_wallet_id = serializers.UUIDField()
+    destination_wallet_id = serializers.UUIDField()
+
+    class Meta:
+        model = Transfer
+        fields = [
+            "id",
+            "kind",
+            "source_wallet_id",
+            "destination_wallet_id",
+            "amount",
+            "currency",
+            "status",
+            "reference",
+            "description",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+
+class MovementResultSerializer(serializers.Serializer):
+    transfer = TransferSerializer()
+    wallet = WalletSerializer()
+
+
+class LedgerEntrySerializer(serializers.ModelSerializer):
+    transfer_id = serializers.UUIDField()
+    reference = serializers.CharField(source="transfer.reference", allow_null=True)
+    description = serializers.CharField(source="transfer.description")
+
+    class Meta:
+        model = LedgerEntry
+        fields = [
+            "id",
+            "type",
+            "amount",
+            "balance_after",
+            "transfer_id",
+            "reference",
+            "description",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+
+class HistoryFilterSerializer(serializers.Serializer):
+    type = serializers.ChoiceField(choices=LedgerEntry.Type.choices, required=False)
+    created_after = serializers.DateTimeField(required=False)
+    created_before = serializers.DateTimeField(required=False)
+
+
+class TransferFilterSerializer(serializers.Serializer):
+    wallet = StrictUUIDField(required=False)
+
+
+def transfer_data(transfer: Transfer) -> dict:
+    return {
+        "id": transfer.id,
+        "kind": transfer.kind,
+        "source_wallet_id": transfer.source_wallet_id,
+        "destination_wallet_id": transfer.destination_wallet_id,
+        "amount": transfer.amount,
+        "currency": transfer.currency,
+        "status": transfer.status,
+        "reference": transfer.reference,
+        "description": transfer.description,
+        "created_at": transfer.created_at,
+    }

@@ -1,0 +1,305 @@
+"""Money-moving services: deposits, withdrawals and wallet-to-wallet transfers.
+
+Every movement is one Transfer with two LedgerEntry legs that sum to zero.
+The shape of each service:
+
+1. Validate and resolve everything without locks (amount, wallets, ownership,
+   currency, status, reference).
+2. In one transaction: lock the *user* wallets involved with one
+   `SELECT ... FOR NO KEY UPDATE ... ORDER BY id` (a fixed order, so two
+   transfers A->B and B->A cannot deadlock), re-check status and funds on the
+   locked rows, insert the transfer and both legs, write the new balances.
+   System wallets are never locked or updated: their legs carry no running
+   balance, so deposits into different wallets never wait for each other.
+3. PostgreSQL re-checks the invariants at commit (migration transfers.0002):
+   legs sum to zero and match the transfer, running balances chain, stored
+   balances match the ledger, user balances stay >= 0, history is append-only.
+
+Services own their transaction (`atomic(savepoint=False)` joins a caller's
+transaction, which is how the idempotency record commits together with the
+movement) and raise `wallets.errors.WalletError` subclasses on refusal.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from uuid import UUID
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Case, Value, When
+from django.utils import timezone
+
+from transfers.models import LedgerEntry, Transfer
+from wallets.errors import (
+    BalanceLimitExceeded,
+    CurrencyMismatch,
+    DuplicateReference,
+    InsufficientFunds,
+    SameWallet,
+    WalletNotActive,
+    WalletNotFound,
+)
+from wallets.models import Wallet
+from wallets.services import system_wallet_id
+
+# A user wallet's balance may not grow past this (minor units); keeps every sum
+# far inside PostgreSQL's bigint whatever the currency.
+MAX_WALLET_BALANCE = 10**18
+
+
+@dataclass(frozen=True)
+class _Movement:
+    kind: str
+    source: Wallet
+    destination: Wallet
+    amount: int
+    reference: str | None
+    reference_wallet_id: UUID
+    description: str
+    initiated_by_id: int | None
+
+
+def _check_amount(amount: int) -> None:
+    # The API validates types; this guards every other caller (shell, tasks).
+    if type(amount) is not int or not 0 < amount <= settings.MAX_MOVEMENT_AMOUNT:
+        raise ValueError(f"amount must be an int in 1..{settings.MAX_MOVEMENT_AMOUNT}, got {amount!r}")
+
+
+def _check_active(wallet: Wallet, role: str) -> None:
+    if wallet.status != Wallet.Status.ACTIVE:
+        raise WalletNotActive(
+            f"The {role} wallet is {wallet.status}.", wallet_id=str(wallet.id), wallet_status=wallet.status
+        )
+
+
+def _check_reference_free(*, wallet_id: UUID, reference: str | None) -> None:
+    if reference is None:
+        return
+    original = find_reference_owner(wallet_id=wallet_id, reference=reference)
+    if original is not None:
+        raise duplicate_reference_error(original)
+
+
+def duplicate_reference_error(original_transfer_id: UUID) -> DuplicateReference:
+    return DuplicateReference(
+        "This reference was already used on this wallet.",
+        original_transfer_id=str(original_transfer_id),
+    )
+
+
+def find_reference_owner(*, wallet_id: UUID, reference: str) -> UUID | None:
+    return (
+        Transfer.objects.filter(reference_wallet_id=wallet_id, reference=reference)
+        .values_list("id", flat=True)
+        .first()
+    )
+
+
+def _user_wallet(wallet_id: UUID, *, owner_id: int | None = None) -> Wallet:
+    query = Wallet.objects.filter(pk=wallet_id, kind=Wallet.Kind.USER)
+    if owner_id is not None:
+        query = query.filter(owner_id=owner_id)
+    wallet = query.first()
+    if wallet is None:
+        raise WalletNotFound("No wallet with this id belongs to you.")
+    return wallet
+
+
+def _system_wallet(currency: str) -> Wallet:
+    # A stand-in carrying only what the movement needs; the row is never locked.
+    return Wallet(id=system_wallet_id(currency=currency), kind=Wallet.Kind.SYSTEM, currency=currency)
+
+
+def _execute(m: _Movement) -> Transfer:
+    """Lock, re-check, write. Runs inside the caller's transaction if there is one."""
+    user_ids = sorted(w.id for w in (m.source, m.destination) if not w.is_system)
+    with transaction.atomic(savepoint=False):
+        locked = {
+            w.id: w
+            for w in Wallet.objects.select_for_update(no_key=True)
+            .filter(pk__in=user_ids)
+            .order_by("pk")
+            .only("id", "kind", "currency", "balance", "status", "owner_id", "name", "created_at")
+        }
+        source = locked.get(m.source.id, m.source)
+        destination = locked.get(m.destination.id, m.destination)
+        if not source.is_system:
+            _check_active(source, "source")
+            if source.balance < m.amount:
+                raise InsufficientFunds(
+                    "The wallet's balance does not cover this amount.",
+                    wallet_id=str(source.id),
+                )
+            source.balance -= m.amount
+        if not destination.is_system:
+            _check_active(destination, "destination")
+            if destination.balance + m.amount > MAX_WALLET_BALANCE:
+                raise BalanceLimitExceeded("The destination wallet cannot hold this much.")
+            destination.balance += m.amount
+
+        now = timezone.now()
+        transfer = Transfer(
+            id=uuid.uuid4(),
+            kind=m.kind,
+            source_wallet=source,
+            destination_wallet=destination,
+            amount=m.amount,
+            currency=source.currency,
+            reference=m.reference,
+            reference_wallet_id=m.reference_wallet_id,
+            description=m.description,
+            initiated_by_id=m.initiated_by_id,
+            created_at=now,
+        )
+        transfer.save(force_insert=True)
+        if m.kind == Transfer.Kind.TRANSFER:
+            out_type, in_type = LedgerEntry.Type.TRANSFER_OUT, LedgerEntry.Type.TRANSFER_IN
+        elif m.kind == Transfer.Kind.DEPOSIT:
+            out_type = in_type = LedgerEntry.Type.DEPOSIT
+        else:
+            out_type = in_type = LedgerEntry.Type.WITHDRAWAL
+        LedgerEntry.objects.bulk_create(
+            [
+                LedgerEntry(
+                    transfer=transfer,
+                    wallet_id=source.id,
+                    type=out_type,
+                    amount=-m.amount,
+                    balance_after=None if source.is_system else source.balance,
+                    created_at=now,
+                ),
+                LedgerEntry(
+                    transfer=transfer,
+                    wallet_id=destination.id,
+                    type=in_type,
+                    amount=m.amount,
+                    balance_after=None if destination.is_system else destination.balance,
+                    created_at=now,
+                ),
+            ]
+        )
+        changed = [w for w in (source, destination) if not w.is_system]
+        Wallet.objects.filter(pk__in=[w.id for w in changed]).update(
+            balance=Case(*[When(pk=w.id, then=Value(w.balance)) for w in changed]),
+            updated_at=now,
+        )
+        for w in changed:
+            w.updated_at = now
+    return transfer
+
+
+def deposit_create(
+    *,
+    wallet_id: UUID,
+    owner_id: int,
+    amount: int,
+    reference: str | None = None,
+    description: str = "",
+) -> Transfer:
+    """Fund the caller's wallet from its currency's system wallet.
+
+    Invariant: +amount on the wallet, -amount on the system wallet, one transfer.
+    Locks: the user wallet only. Transaction: its own, or the caller's.
+    Returns the transfer; `transfer.destination_wallet` holds the new balance.
+    """
+    _check_amount(amount)
+    wallet = _user_wallet(wallet_id, owner_id=owner_id)
+    _check_active(wallet, "destination")
+    _check_reference_free(wallet_id=wallet.id, reference=reference)
+    return _execute(
+        _Movement(
+            kind=Transfer.Kind.DEPOSIT,
+            source=_system_wallet(wallet.currency),
+            destination=wallet,
+            amount=amount,
+            reference=reference,
+            reference_wallet_id=wallet.id,
+            description=description,
+            initiated_by_id=owner_id,
+        )
+    )
+
+
+def withdrawal_create(
+    *,
+    wallet_id: UUID,
+    owner_id: int,
+    amount: int,
+    reference: str | None = None,
+    description: str = "",
+) -> Transfer:
+    """Pay money out of the caller's wallet to its currency's system wallet.
+
+    Invariant: the wallet's balance never goes below zero (checked on the locked
+    row, and by the database). Locks: the user wallet only. Transaction: its own,
+    or the caller's. `transfer.source_wallet` holds the new balance.
+    """
+    _check_amount(amount)
+    wallet = _user_wallet(wallet_id, owner_id=owner_id)
+    _check_active(wallet, "source")
+    _check_reference_free(wallet_id=wallet.id, reference=reference)
+    return _execute(
+        _Movement(
+            kind=Transfer.Kind.WITHDRAWAL,
+            source=wallet,
+            destination=_system_wallet(wallet.currency),
+            amount=amount,
+            reference=reference,
+            reference_wallet_id=wallet.id,
+            description=description,
+            initiated_by_id=owner_id,
+        )
+    )
+
+
+def transfer_create(
+    *,
+    source_wallet_id: UUID,
+    destination_wallet_id: UUID,
+    initiated_by_id: int,
+    amount: int,
+    reference: str | None = None,
+    description: str = "",
+) -> Transfer:
+    """Move money from the caller's wallet to any user wallet of the same currency.
+
+    Invariant: -amount on the source, +amount on the destination, the source
+    never below zero. Locks: both wallets, in one statement, in primary-key
+    order. Transaction: its own, or the caller's.
+    """
+    _check_amount(amount)
+    if source_wallet_id == destination_wallet_id:
+        raise SameWallet("A wallet cannot send money to itself.")
+    wallets = {
+        w.id: w
+        for w in Wallet.objects.filter(
+            pk__in=[source_wallet_id, destination_wallet_id], kind=Wallet.Kind.USER
+        )
+    }
+    source = wallets.get(source_wallet_id)
+    if source is None or source.owner_id != initiated_by_id:
+        raise WalletNotFound("No source wallet with this id belongs to you.")
+    destination = wallets.get(destination_wallet_id)
+    if destination is None:
+        raise WalletNotFound("No destination wallet with this id exists.")
+    if source.currency != destination.currency:
+        raise CurrencyMismatch(
+            f"The source wallet holds {source.currency} and the destination {destination.currency}."
+        )
+    _check_active(source, "source")
+    _check_active(destination, "destination")
+    _check_reference_free(wallet_id=source.id, reference=reference)
+    return _execute(
+        _Movement(
+            kind=Transfer.Kind.TRANSFER,
+            source=source,
+            destination=destination,
+            amount=amount,
+            reference=reference,
+            reference_wallet_id=source.id,
+            description=description,
+            initiated_by_id=initiated_by_id,
+        )
+    )

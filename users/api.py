@@ -1,0 +1,102 @@
+"""Registration, JWT tokens, logout and the current user."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.validators import UnicodeUsernameValidator
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
+from rest_framework_simplejwt.serializers import TokenRefreshSerializer
+from rest_framework_simplejwt.tokens import RefreshToken
+from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
+
+from users.models import User
+from users.services import user_create
+from wallet_project.api import StrictCharField, StrictSerializer
+
+
+class RegisterSerializer(StrictSerializer):
+    username = StrictCharField(max_length=150, validators=[UnicodeUsernameValidator()])
+    email = serializers.EmailField(max_length=254)
+    password = StrictCharField(write_only=True, max_length=128, trim_whitespace=False)
+
+
+class UserSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = User
+        fields = ["id", "username", "email"]
+        read_only_fields = fields
+
+
+class MeSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = User
+        fields = ["id", "username", "email", "date_joined"]
+        read_only_fields = fields
+
+
+class RegisterView(APIView):
+    permission_classes = [AllowAny]
+    authentication_classes: list = []
+
+    @extend_schema(request=RegisterSerializer, responses={201: UserSerializer})
+    def post(self, request: Request) -> Response:
+        serializer = RegisterSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        user = user_create(**serializer.validated_data)
+        return Response(UserSerializer(user).data, status=status.HTTP_201_CREATED)
+
+
+class MeView(APIView):
+    @extend_schema(responses={200: MeSerializer})
+    def get(self, request: Request) -> Response:
+        return Response(MeSerializer(request.user).data)
+
+
+class SafeTokenRefreshSerializer(TokenRefreshSerializer):
+    """simplejwt's refresh, but a deleted user is a 401 rather than an unhandled DoesNotExist."""
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, str]:
+        try:
+            return super().validate(attrs)
+        except User.DoesNotExist:
+            raise InvalidToken("The token's user no longer exists.") from None
+
+
+class RefreshView(TokenRefreshView):
+    serializer_class = SafeTokenRefreshSerializer
+    authentication_classes: list = []
+
+
+class TokenView(TokenObtainPairView):
+    authentication_classes: list = []
+
+
+class LogoutSerializer(StrictSerializer):
+    refresh = StrictCharField()
+
+
+class LogoutView(APIView):
+    """Blacklist a refresh token. Possession of the token is the proof needed."""
+
+    permission_classes = [AllowAny]
+    authentication_classes: list = []
+
+    @extend_schema(
+        request=LogoutSerializer,
+        responses={205: inline_serializer("LoggedOut", fields={})},
+    )
+    def post(self, request: Request) -> Response:
+        serializer = LogoutSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            RefreshToken(serializer.validated_data["refresh"]).blacklist()
+        except TokenError as exc:
+            raise InvalidToken(str(exc)) from None
+        return Response(status=status.HTTP_205_RESET_CONTENT)

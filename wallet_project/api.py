@@ -1,0 +1,128 @@
+"""Shared API plumbing: strict serializers, money fields, pagination, id lookups."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from uuid import UUID
+
+from django.conf import settings
+from django.http import Http404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+from rest_framework.exceptions import ValidationError
+from rest_framework.pagination import CursorPagination
+
+UUID_PATTERN = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+PRINTABLE = re.compile(r"^[\x20-\x7e]+$")
+
+
+def parse_uuid(value: str) -> UUID:
+    try:
+        return UUID(str(value))
+    except ValueError:
+        raise Http404 from None
+
+
+class StrictSerializer(serializers.Serializer):
+    """Rejects fields it does not declare (no silent mass assignment)."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                raise ValidationError({name: ["This field is not allowed."] for name in unknown})
+        return super().to_internal_value(data)
+
+
+@extend_schema_field(OpenApiTypes.INT64)
+class AmountField(serializers.Field):
+    """A positive whole number of minor units.
+
+    Only JSON integers are accepted: no strings, floats (even 10.0), booleans or
+    null, and nothing above settings.MAX_MOVEMENT_AMOUNT.
+    """
+
+    default_error_messages = {
+        "invalid": "Amount must be a JSON integer number of minor units.",
+        "min_value": "Amount must be greater than zero.",
+        "max_value": "Amount must not exceed {max_value}.",
+    }
+
+    def to_internal_value(self, data: Any) -> int:
+        if type(data) is not int:
+            self.fail("invalid")
+        if data <= 0:
+            self.fail("min_value")
+        if data > settings.MAX_MOVEMENT_AMOUNT:
+            self.fail("max_value", max_value=settings.MAX_MOVEMENT_AMOUNT)
+        return data
+
+    def to_representation(self, value: int) -> int:
+        return value
+
+
+class ReferenceField(serializers.CharField):
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("required", False)
+        kwargs.setdefault("allow_null", True)
+        kwargs.setdefault("max_length", 128)
+        kwargs.setdefault("min_length", 1)
+        kwargs.setdefault("trim_whitespace", False)
+        kwargs.setdefault(
+            "help_text", "Your own reference, unique forever within the wallet (1-128 printable characters)."
+        )
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        value = super().to_internal_value(data)
+        if not PRINTABLE.match(value):
+            raise ValidationError("Reference must be printable ASCII characters.")
+        return value
+
+
+class StrictCharField(serializers.CharField):
+    """A CharField that refuses numbers and booleans instead of stringifying them."""
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictUUIDField(serializers.UUIDField):
+    def to_internal_value(self, data: Any) -> UUID:
+        if not isinstance(data, str):
+            self.fail("invalid", value=data)
+        return super().to_internal_value(data)
+
+
+class KeysetPagination(CursorPagination):
+    """Opaque-cursor keyset pagination: constant cost from the first page to the last."""
+
+    page_size = 50
+    max_page_size = 100
+    page_size_query_param = "limit"
+    cursor_query_param = "cursor"
+    invalid_cursor_message = "Invalid cursor."
+
+    def get_page_size(self, request: Any) -> int:
+        raw = request.query_params.get(self.page_size_query_param)
+        if raw is None:
+            return self.page_size
+        try:
+            size = int(raw)
+        except ValueError:
+            raise ValidationError({"limit": ["Must be an integer between 1 and 100."]}) from None
+        if size < 1:
+            raise ValidationError({"limit": ["Must be an integer between 1 and 100."]})
+        return min(size, self.max_page_size)
+
+    def decode_cursor(self, request: Any) -> Any:
+        try:
+            return super().decode_cursor(request)
+        except Exception:  # DRF raises NotFound; a bad cursor is bad input
+            raise ValidationError({"cursor": [self.invalid_cursor_message]}) from None

@@ -1,0 +1,128 @@
+"""HTTP for wallets: open, list, read, history, deposits and withdrawals."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from django.http import HttpResponse
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from transfers import selectors as ledger_selectors
+from transfers import services as ledger_services
+from transfers.api import (
+    IDEMPOTENCY_PARAMETER,
+    PROBLEM,
+    idempotent_response,
+    render_json,
+    require_idempotency_key,
+)
+from transfers.models import Transfer
+from transfers.serializers import (
+    HistoryFilterSerializer,
+    LedgerEntrySerializer,
+    MovementResultSerializer,
+    MovementSerializer,
+    transfer_data,
+)
+from wallet_project.api import UUID_PATTERN, KeysetPagination, parse_uuid
+from wallets import selectors, services
+from wallets.serializers import WalletCreateSerializer, WalletSerializer, wallet_data
+
+
+class WalletPagination(KeysetPagination):
+    ordering = ("-created_at", "-id")
+
+
+class HistoryPagination(KeysetPagination):
+    ordering = "-id"
+
+
+class WalletViewSet(viewsets.GenericViewSet):
+    serializer_class = WalletSerializer
+    pagination_class = WalletPagination
+    lookup_value_regex = UUID_PATTERN
+
+    @extend_schema(responses={200: WalletSerializer(many=True)})
+    def list(self, request: Request) -> Response:
+        page = self.paginate_queryset(selectors.wallet_list(owner_id=request.user.id))
+        return self.get_paginated_response(WalletSerializer(page, many=True).data)
+
+    @extend_schema(request=WalletCreateSerializer, responses={201: WalletSerializer, 400: PROBLEM})
+    def create(self, request: Request) -> Response:
+        serializer = WalletCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        wallet = services.wallet_create(owner_id=request.user.id, **serializer.validated_data)
+        return Response(WalletSerializer(wallet).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(responses={200: WalletSerializer, 404: PROBLEM})
+    def retrieve(self, request: Request, pk: str) -> Response:
+        wallet = selectors.wallet_get(wallet_id=parse_uuid(pk), owner_id=request.user.id)
+        return Response(WalletSerializer(wallet).data)
+
+    @extend_schema(
+        parameters=[
+            HistoryFilterSerializer,
+            OpenApiParameter("cursor", str, description="Opaque cursor from `next`/`previous`."),
+            OpenApiParameter("limit", int, description="Page size, 1-100 (default 50)."),
+        ],
+        responses={200: LedgerEntrySerializer(many=True), 404: PROBLEM},
+    )
+    @action(detail=True, methods=["get"], url_path="transactions", pagination_class=HistoryPagination)
+    def transactions(self, request: Request, pk: str) -> Response:
+        filters = HistoryFilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        entries = ledger_selectors.wallet_history(
+            wallet_id=parse_uuid(pk),
+            owner_id=request.user.id,
+            entry_type=filters.validated_data.get("type"),
+            created_after=filters.validated_data.get("created_after"),
+            created_before=filters.validated_data.get("created_before"),
+        )
+        page = self.paginate_queryset(entries)
+        return self.get_paginated_response(LedgerEntrySerializer(page, many=True).data)
+
+    def _movement(self, request: Request, pk: str, kind: str) -> HttpResponse:
+        wallet_id = parse_uuid(pk)
+        key = require_idempotency_key(request)
+        serializer = MovementSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        service = ledger_services.deposit_create if kind == "deposit" else ledger_services.withdrawal_create
+
+        def operation() -> tuple[int, bytes, UUID | None]:
+            transfer: Transfer = service(
+                wallet_id=wallet_id,
+                owner_id=request.user.id,
+                amount=data["amount"],
+                reference=data.get("reference"),
+                description=data["description"],
+            )
+            wallet = transfer.destination_wallet if kind == "deposit" else transfer.source_wallet
+            body = {"transfer": transfer_data(transfer), "wallet": wallet_data(wallet)}
+            return 201, render_json(body), transfer.id
+
+        return idempotent_response(
+            request, key, operation, reference_wallet_id=wallet_id, reference=data.get("reference")
+        )
+
+    @extend_schema(
+        parameters=[IDEMPOTENCY_PARAMETER],
+        request=MovementSerializer,
+        responses={201: MovementResultSerializer, 400: PROBLEM, 404: PROBLEM, 409: PROBLEM, 422: PROBLEM},
+    )
+    @action(detail=True, methods=["post"], url_path="deposits")
+    def deposits(self, request: Request, pk: str) -> HttpResponse:
+        return self._movement(request, pk, "deposit")
+
+    @extend_schema(
+        parameters=[IDEMPOTENCY_PARAMETER],
+        request=MovementSerializer,
+        responses={201: MovementResultSerializer, 400: PROBLEM, 404: PROBLEM, 409: PROBLEM, 422: PROBLEM},
+    )
+    @action(detail=True, methods=["post"], url_path="withdrawals")
+    def withdrawals(self, request: Request, pk: str) -> HttpResponse:
+        return self._movement(request, pk, "withdrawal")
