@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 export DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/wallet
 
-.PHONY: run test lint format migrate bench clean
+.PHONY: run test lint format migrate bench clean worker beat redis
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -24,10 +24,18 @@ run: $(VENV)/.installed
 ## make test: set up and run the whole suite against PostgreSQL (DATABASE_URL)
 test: $(VENV)/.installed
 	scripts/ensure_postgres.sh
+	scripts/ensure_redis.sh
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python manage.py makemigrations --check --dry-run --settings=wallet_project.settings.test
 	$(BIN)/pytest
+
+## make worker / make beat: the Celery worker and scheduler (need Redis at REDIS_URL)
+worker: $(VENV)/.installed
+	$(BIN)/celery -A wallet_project worker -l info --concurrency=2 -Q $${CELERY_QUEUE:-wallet}
+
+beat: $(VENV)/.installed
+	$(BIN)/celery -A wallet_project beat -l info --schedule=$${CELERY_BEAT_SCHEDULE_FILE:-/tmp/wallet-celerybeat-schedule}
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .

@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Callable
 
 import pytest
+from django.core.cache import caches
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import RefreshToken
 
@@ -19,9 +20,12 @@ _counter = itertools.count(1)
 
 
 @pytest.fixture(autouse=True)
-def _fresh_system_wallet_cache():
-    # Each test database starts empty; cached system-wallet ids would point nowhere.
+def _fresh_caches():
+    # Each test database starts empty: cached system-wallet ids, wallet metadata and
+    # rate-limit counters from an earlier test would point at rows that are gone.
     clear_system_wallet_cache()
+    for alias in ("default", "ratelimit"):
+        caches[alias].clear()
     yield
     clear_system_wallet_cache()
 

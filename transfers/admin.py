@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from transfers.models import IdempotencyRecord, LedgerEntry, Transfer
+from transfers.models import Discrepancy, IdempotencyRecord, LedgerEntry, ReconciliationRun, Transfer
 from wallets.currencies import format_major
 
 
@@ -60,3 +60,43 @@ class IdempotencyRecordAdmin(ReadOnlyAdmin):
     search_fields = ["=key", "user__username"]
     exclude = ["response_body"]
     show_full_result_count = False
+
+
+class DiscrepancyInline(admin.TabularInline):
+    model = Discrepancy
+    fields = ["kind", "wallet", "transfer_id", "entry_id", "currency", "expected", "actual", "detail"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    max_num = 0
+    show_change_link = True
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(ReconciliationRun)
+class ReconciliationRunAdmin(ReadOnlyAdmin):
+    list_display = ["id", "scope", "status", "started_at", "finished_at", "wallets_checked",
+                    "transfers_checked", "discrepancy_count"]  # fmt: skip
+    list_filter = ["status", "scope"]
+    date_hierarchy = "started_at"
+    inlines = [DiscrepancyInline]
+
+
+@admin.register(Discrepancy)
+class DiscrepancyAdmin(ReadOnlyAdmin):
+    list_display = [
+        "id",
+        "run",
+        "kind",
+        "wallet",
+        "transfer_id",
+        "currency",
+        "expected",
+        "actual",
+        "created_at",
+    ]
+    list_filter = ["kind", "currency", ("run", admin.RelatedOnlyFieldListFilter)]
+    search_fields = ["=wallet__id", "=transfer_id"]
+    list_select_related = ["run"]

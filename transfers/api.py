@@ -30,6 +30,7 @@ from transfers.serializers import (
 )
 from wallet_project.api import UUID_PATTERN, KeysetPagination, parse_uuid
 from wallet_project.errors import PROBLEM_CONTENT_TYPE
+from wallet_project.ratelimits import MoneyQuota, UserQuota, WalletOutgoingQuota
 
 IDEMPOTENCY_PARAMETER = OpenApiParameter(
     name="Idempotency-Key",
@@ -89,6 +90,11 @@ class TransferViewSet(viewsets.GenericViewSet):
         ordering = ("-created_at", "-id")
 
     pagination_class = Pagination
+
+    def get_throttles(self) -> list:
+        if self.action == "create":
+            return [UserQuota(), MoneyQuota(), WalletOutgoingQuota()]
+        return super().get_throttles()
 
     @extend_schema(
         parameters=[

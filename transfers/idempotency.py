@@ -22,11 +22,13 @@ import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, OperationalError, transaction
+from django.utils import timezone
 
 from transfers.db import is_lock_timeout, is_retryable, violated_constraint
 from transfers.models import IdempotencyRecord
@@ -172,3 +174,32 @@ def execute_idempotent(req: IdempotentRequest, operation: Operation) -> StoredRe
         except DatabaseError:
             raise
     raise AssertionError("unreachable")
+
+
+def idempotency_cleanup(
+    *, older_than_hours: int | None = None, batch_size: int | None = None, dry_run: bool = False
+) -> int:
+    """Delete idempotency records older than the TTL; return how many (would) go.
+
+    Deletes in primary-key batches, each its own short transaction, so the table
+    is never locked as a whole and no transaction runs long. Transfers, and with
+    them the permanent uniqueness of client references, are untouched.
+    """
+    hours = older_than_hours if older_than_hours is not None else settings.IDEMPOTENCY_KEY_TTL_HOURS
+    batch_size = batch_size or settings.IDEMPOTENCY_CLEANUP_BATCH_SIZE
+    cutoff = timezone.now() - timedelta(hours=hours)
+    expired = IdempotencyRecord.objects.filter(created_at__lt=cutoff)
+    if dry_run:
+        return expired.count()
+    deleted = 0
+    while True:
+        ids = list(expired.order_by("id").values_list("id", flat=True)[:batch_size])
+        if not ids:
+            break
+        with transaction.atomic():
+            count, _ = IdempotencyRecord.objects.filter(id__in=ids, created_at__lt=cutoff).delete()
+        deleted += count
+        if len(ids) < batch_size:
+            break
+    logger.info("deleted %d idempotency records older than %d hours", deleted, hours)
+    return deleted

@@ -153,3 +153,77 @@ class IdempotencyRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key} ({self.status_code})"
+
+
+class ReconciliationRun(models.Model):
+    """One pass of the reconciliation service: what it checked and what it found.
+
+    Runs report; they never change a balance.
+    """
+
+    class Status(models.TextChoices):
+        RUNNING = "running", "Running"
+        CLEAN = "clean", "Clean"
+        DISCREPANCIES = "discrepancies", "Discrepancies found"
+        FAILED = "failed", "Failed"
+
+    class Scope(models.TextChoices):
+        FULL = "full", "Every wallet"
+        WALLET = "wallet", "One wallet"
+        SINCE = "since", "Wallets changed since"
+
+    id = models.BigAutoField(primary_key=True)
+    scope = models.CharField(max_length=8, choices=Scope.choices)
+    wallet = models.ForeignKey(
+        "wallets.Wallet", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    since = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    wallets_checked = models.PositiveIntegerField(default=0)
+    transfers_checked = models.PositiveBigIntegerField(default=0)
+    entries_checked = models.PositiveBigIntegerField(default=0)
+    discrepancy_count = models.PositiveIntegerField(default=0)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
+    error = models.TextField(blank=True, default="")
+
+    class Meta:
+        db_table = "transfers_reconciliationrun"
+        ordering = ["-started_at"]
+        indexes = [models.Index(fields=["status", "-started_at"], name="recon_run_status_idx")]
+
+    def __str__(self) -> str:
+        return f"reconciliation #{self.id} ({self.status})"
+
+
+class Discrepancy(models.Model):
+    """One thing a reconciliation run could not prove. Amounts in minor units."""
+
+    class Kind(models.TextChoices):
+        BALANCE_MISMATCH = "balance_mismatch", "Stored balance != sum of entries"
+        RUNNING_BALANCE = "running_balance", "Entry balance_after != running sum"
+        UNBALANCED_TRANSFER = "unbalanced_transfer", "Transfer legs do not sum to zero / not two legs"
+        CURRENCY_IMBALANCE = "currency_imbalance", "Entries of a currency do not sum to zero"
+        SYSTEM_BALANCE = "system_balance", "System wallet row balance is not zero"
+
+    id = models.BigAutoField(primary_key=True)
+    run = models.ForeignKey(ReconciliationRun, on_delete=models.CASCADE, related_name="discrepancies")
+    kind = models.CharField(max_length=24, choices=Kind.choices)
+    wallet = models.ForeignKey(
+        "wallets.Wallet", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    transfer_id = models.UUIDField(null=True, blank=True)
+    entry_id = models.BigIntegerField(null=True, blank=True)
+    currency = models.CharField(max_length=3, blank=True, default="")
+    # Integer-valued decimals: a sum over many wallets can exceed bigint.
+    expected = models.DecimalField(max_digits=40, decimal_places=0)
+    actual = models.DecimalField(max_digits=40, decimal_places=0)
+    detail = models.CharField(max_length=255, blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        db_table = "transfers_discrepancy"
+        indexes = [models.Index(fields=["kind"], name="discrepancy_kind_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.kind}: expected {self.expected}, actual {self.actual}"

@@ -1,16 +1,32 @@
-"""Reads on the ledger. Always from the database (never a cache)."""
+"""Reads on the ledger. Entries and balances come from the database; immutable transfer rows may be cached."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
-from django.db.models import Q, QuerySet
+from django.db.models import F, Q, QuerySet
 
 from transfers.models import LedgerEntry, Transfer
+from wallet_project.cache import cached
 from wallets.errors import TransferNotFound
 from wallets.models import Wallet
-from wallets.selectors import wallet_get
+from wallets.selectors import wallet_check_owner
+
+TRANSFER_CACHE = "transfer"
+_TRANSFER_FIELDS = (
+    "id",
+    "kind",
+    "source_wallet_id",
+    "destination_wallet_id",
+    "amount",
+    "currency",
+    "status",
+    "reference",
+    "description",
+    "created_at",
+)
 
 
 def wallet_history(
@@ -22,8 +38,8 @@ def wallet_history(
     created_before: datetime | None = None,
 ) -> QuerySet[LedgerEntry]:
     """The caller's wallet's entries, newest first (keyset-paginated on id)."""
-    wallet = wallet_get(wallet_id=wallet_id, owner_id=owner_id)
-    entries = LedgerEntry.objects.filter(wallet_id=wallet.id).select_related("transfer")
+    wallet_check_owner(wallet_id=wallet_id, owner_id=owner_id)
+    entries = LedgerEntry.objects.filter(wallet_id=wallet_id).select_related("transfer")
     if entry_type:
         entries = entries.filter(type=entry_type)
     if created_after:
@@ -50,13 +66,30 @@ def _visible_transfers(*, user_id: int) -> QuerySet[Transfer]:
 def transfer_list(*, user_id: int, wallet_id: UUID | None = None) -> QuerySet[Transfer]:
     """Transfers touching the caller's wallets, optionally one of them."""
     if wallet_id is not None:
-        wallet = wallet_get(wallet_id=wallet_id, owner_id=user_id)
-        return Transfer.objects.filter(Q(source_wallet_id=wallet.id) | Q(destination_wallet_id=wallet.id))
+        wallet_check_owner(wallet_id=wallet_id, owner_id=user_id)
+        return Transfer.objects.filter(Q(source_wallet_id=wallet_id) | Q(destination_wallet_id=wallet_id))
     return _visible_transfers(user_id=user_id)
 
 
+def _load_transfer(transfer_id: UUID) -> dict[str, Any] | None:
+    return (
+        Transfer.objects.filter(pk=transfer_id)
+        .values(
+            *_TRANSFER_FIELDS,
+            source_owner_id=F("source_wallet__owner_id"),
+            destination_owner_id=F("destination_wallet__owner_id"),
+        )
+        .first()
+    )
+
+
 def transfer_get(*, transfer_id: UUID, user_id: int) -> Transfer:
-    transfer = _visible_transfers(user_id=user_id).filter(pk=transfer_id).first()
-    if transfer is None:
+    """A transfer touching one of the caller's wallets.
+
+    Transfers are append-only and wallets never change owner, so the row is
+    cached without any invalidation.
+    """
+    data = cached(TRANSFER_CACHE, transfer_id, lambda: _load_transfer(transfer_id))
+    if data is None or user_id not in (data["source_owner_id"], data["destination_owner_id"]):
         raise TransferNotFound("No transfer with this id involves your wallets.")
-    return transfer
+    return Transfer(**{name: data[name] for name in _TRANSFER_FIELDS})

@@ -19,6 +19,7 @@ from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 from users.models import User
 from users.services import user_create
 from wallet_project.api import StrictCharField, StrictSerializer
+from wallet_project.ratelimits import AnonQuota
 
 
 class RegisterSerializer(StrictSerializer):
@@ -44,6 +45,7 @@ class MeSerializer(serializers.ModelSerializer):
 class RegisterView(APIView):
     permission_classes = [AllowAny]
     authentication_classes: list = []
+    throttle_classes = [AnonQuota]
 
     @extend_schema(request=RegisterSerializer, responses={201: UserSerializer})
     def post(self, request: Request) -> Response:
@@ -72,10 +74,12 @@ class SafeTokenRefreshSerializer(TokenRefreshSerializer):
 class RefreshView(TokenRefreshView):
     serializer_class = SafeTokenRefreshSerializer
     authentication_classes: list = []
+    throttle_classes = [AnonQuota]
 
 
 class TokenView(TokenObtainPairView):
     authentication_classes: list = []
+    throttle_classes = [AnonQuota]
 
 
 class LogoutSerializer(StrictSerializer):
@@ -87,6 +91,7 @@ class LogoutView(APIView):
 
     permission_classes = [AllowAny]
     authentication_classes: list = []
+    throttle_classes = [AnonQuota]
 
     @extend_schema(
         request=LogoutSerializer,

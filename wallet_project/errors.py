@@ -8,6 +8,7 @@ exceptions are translated here too, so no view formats an error by hand.
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
@@ -29,6 +30,8 @@ class ServiceError(Exception):
     code = "service_error"
     status = 400
     title = "Request failed"
+    # Seconds to put in a Retry-After header, for errors worth retrying.
+    retry_after: int | None = None
 
     def __init__(self, detail: str | None = None, **extra: Any) -> None:
         self.detail = detail or self.title
@@ -49,6 +52,13 @@ class NotFound(ServiceError):
     code = "not_found"
     status = 404
     title = "Not found"
+
+
+class RateLimitUnavailable(ServiceError):
+    code = "rate_limit_unavailable"
+    status = 503
+    title = "Rate limiting unavailable"
+    retry_after = 1
 
 
 class PayloadTooLarge(ServiceError):
@@ -126,6 +136,8 @@ def exception_to_problem(exc: Exception) -> tuple[dict[str, Any], dict[str, str]
     """Map any exception we know to (problem body, extra headers); None if unknown."""
     headers: dict[str, str] = {}
     if isinstance(exc, ServiceError):
+        if exc.retry_after is not None:
+            headers["Retry-After"] = str(exc.retry_after)
         return service_error_body(exc), headers
     if isinstance(exc, RequestDataTooBig):
         return service_error_body(PayloadTooLarge(str(exc))), headers
@@ -153,7 +165,7 @@ def exception_to_problem(exc: Exception) -> tuple[dict[str, Any], dict[str, str]
                 break
         detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
         if isinstance(exc, drf_exceptions.Throttled) and exc.wait is not None:
-            headers["Retry-After"] = str(int(exc.wait) + 1)
+            headers["Retry-After"] = str(max(1, math.ceil(exc.wait)))
         if isinstance(exc, (drf_exceptions.NotAuthenticated, drf_exceptions.AuthenticationFailed)):
             headers["WWW-Authenticate"] = 'Bearer realm="api"'
         return problem_body(status=exc.status_code, code=code, title=title, detail=str(detail)), headers

@@ -3,6 +3,7 @@ from django.contrib import admin
 from wallets.currencies import format_major
 from wallets.models import Wallet
 from wallets.selectors import system_wallet_balance
+from wallets.services import wallet_set_status
 
 
 @admin.register(Wallet)
@@ -39,10 +40,7 @@ class WalletAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj: Wallet, form, change: bool) -> None:
         # Never write `balance` from a form: it may have moved since the page loaded.
-        from django.utils import timezone
-
-        obj.updated_at = timezone.now()
-        obj.save(update_fields=["name", "status", "updated_at"])
+        wallet_set_status(wallet_id=obj.id, status=obj.status, name=obj.name)
 
     def has_add_permission(self, request) -> bool:  # wallets are opened through the API
         return False

@@ -29,8 +29,9 @@ from transfers.serializers import (
     transfer_data,
 )
 from wallet_project.api import UUID_PATTERN, KeysetPagination, parse_uuid
+from wallet_project.ratelimits import MoneyQuota, UserQuota, WalletOutgoingQuota
 from wallets import selectors, services
-from wallets.serializers import WalletCreateSerializer, WalletSerializer, wallet_data
+from wallets.serializers import WalletCreateSerializer, WalletSerializer, WalletUpdateSerializer, wallet_data
 
 
 class WalletPagination(KeysetPagination):
@@ -45,6 +46,13 @@ class WalletViewSet(viewsets.GenericViewSet):
     serializer_class = WalletSerializer
     pagination_class = WalletPagination
     lookup_value_regex = UUID_PATTERN
+
+    def get_throttles(self) -> list:
+        if self.action == "deposits":
+            return [UserQuota(), MoneyQuota()]
+        if self.action == "withdrawals":
+            return [UserQuota(), MoneyQuota(), WalletOutgoingQuota()]
+        return super().get_throttles()
 
     @extend_schema(responses={200: WalletSerializer(many=True)})
     def list(self, request: Request) -> Response:
@@ -61,6 +69,18 @@ class WalletViewSet(viewsets.GenericViewSet):
     @extend_schema(responses={200: WalletSerializer, 404: PROBLEM})
     def retrieve(self, request: Request, pk: str) -> Response:
         wallet = selectors.wallet_get(wallet_id=parse_uuid(pk), owner_id=request.user.id)
+        return Response(WalletSerializer(wallet).data)
+
+    @extend_schema(
+        request=WalletUpdateSerializer, responses={200: WalletSerializer, 400: PROBLEM, 404: PROBLEM}
+    )
+    def partial_update(self, request: Request, pk: str) -> Response:
+        """Rename a wallet. Only `name` can change; balance, owner, currency and status cannot."""
+        serializer = WalletUpdateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        wallet = services.wallet_update(
+            wallet_id=parse_uuid(pk), owner_id=request.user.id, name=serializer.validated_data["name"]
+        )
         return Response(WalletSerializer(wallet).data)
 
     @extend_schema(

@@ -89,3 +89,4 @@ class ServiceBusy(WalletError):
     code = "service_busy"
     status = 503
     title = "Service busy, retry"
+    retry_after = 1

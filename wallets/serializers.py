@@ -17,6 +17,10 @@ class WalletCreateSerializer(StrictSerializer):
         return value
 
 
+class WalletUpdateSerializer(StrictSerializer):
+    name = StrictCharField(allow_blank=True, max_length=100)
+
+
 class WalletSerializer(serializers.ModelSerializer):
     balance = serializers.IntegerField(help_text="Minor units (e.g. cents).")
 

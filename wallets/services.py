@@ -5,10 +5,13 @@ from __future__ import annotations
 from uuid import UUID
 
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
+from wallet_project.cache import invalidate_on_commit
 from wallets.currencies import supported_currencies
-from wallets.errors import UnsupportedCurrency
+from wallets.errors import UnsupportedCurrency, WalletNotFound
 from wallets.models import Wallet
+from wallets.selectors import WALLET_META
 
 _system_wallet_ids: dict[str, UUID] = {}
 
@@ -18,6 +21,30 @@ def wallet_create(*, owner_id: int, currency: str, name: str = "") -> Wallet:
     if currency not in supported_currencies():
         raise UnsupportedCurrency(f"Currency {currency!r} is not supported.")
     return Wallet.objects.create(owner_id=owner_id, currency=currency, name=name)
+
+
+def wallet_update(*, wallet_id: UUID, owner_id: int, name: str) -> Wallet:
+    """Rename the caller's wallet. Never touches the balance."""
+    updated = Wallet.objects.filter(pk=wallet_id, owner_id=owner_id, kind=Wallet.Kind.USER).update(
+        name=name, updated_at=timezone.now()
+    )
+    if not updated:
+        raise WalletNotFound("No wallet with this id belongs to you.")
+    invalidate_on_commit(WALLET_META, wallet_id)
+    return Wallet.objects.get(pk=wallet_id)
+
+
+def wallet_set_status(*, wallet_id: UUID, status: str, name: str | None = None) -> Wallet:
+    """Freeze, close or reactivate a wallet (operators). Frozen and closed wallets move no money."""
+    if status not in Wallet.Status.values:
+        raise ValueError(f"unknown wallet status {status!r}")
+    fields: dict = {"status": status, "updated_at": timezone.now()}
+    if name is not None:
+        fields["name"] = name
+    if not Wallet.objects.filter(pk=wallet_id).update(**fields):
+        raise WalletNotFound("No such wallet.")
+    invalidate_on_commit(WALLET_META, wallet_id)
+    return Wallet.objects.get(pk=wallet_id)
 
 
 def system_wallet_id(*, currency: str) -> UUID:

@@ -45,6 +45,7 @@ INSTALLED_APPS = [
     "rest_framework_simplejwt.token_blacklist",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "django_ratelimit",
     "users",
     "wallets",
     "transfers",
@@ -141,6 +142,7 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "wallet_project.errors.problem_exception_handler",
+    "DEFAULT_THROTTLE_CLASSES": ["wallet_project.ratelimits.UserQuota"],
     "UNAUTHENTICATED_USER": None,
 }
 
@@ -181,6 +183,96 @@ MAX_MOVEMENT_AMOUNT = env_int("MAX_MOVEMENT_AMOUNT", 10**15)
 IDEMPOTENCY_KEY_TTL_HOURS = max(24, env_int("IDEMPOTENCY_KEY_TTL_HOURS", 24))
 # Deadlock or serialization failures are retried this many times before giving up.
 MONEY_TX_RETRIES = env_int("MONEY_TX_RETRIES", 3)
+
+# --- Redis: cache, Celery broker and results, rate-limit counters ---------------
+REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+# How long to wait for Redis before treating it as down (seconds).
+REDIS_TIMEOUT = float(os.environ.get("REDIS_TIMEOUT_SECONDS", "0.25"))
+_redis_options = {
+    "SOCKET_CONNECT_TIMEOUT": REDIS_TIMEOUT,
+    "SOCKET_TIMEOUT": REDIS_TIMEOUT,
+    # Redis down degrades to the database (cache) or to the fail-open/closed rule
+    # (rate limits), never to an error.
+    "IGNORE_EXCEPTIONS": True,
+}
+CACHES = {
+    "default": {
+        "BACKEND": "django_redis.cache.RedisCache",
+        "LOCATION": os.environ.get("CACHE_URL", REDIS_URL),
+        "OPTIONS": _redis_options,
+        "KEY_PREFIX": "wallet",
+        "TIMEOUT": env_int("CACHE_TIMEOUT_SECONDS", 300),
+    },
+    "ratelimit": {
+        "BACKEND": "django_redis.cache.RedisCache",
+        "LOCATION": os.environ.get("RATELIMIT_CACHE_URL", os.environ.get("CACHE_URL", REDIS_URL)),
+        "OPTIONS": _redis_options,
+        "KEY_PREFIX": "rl",
+    },
+}
+DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
+
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", REDIS_URL)
+CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND", REDIS_URL)
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_RESULT_EXPIRES = env_int("CELERY_RESULT_EXPIRES_SECONDS", 86400)
+CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT_SECONDS", 1800)
+CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT_SECONDS", 1500)
+CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_QUEUE", "wallet")
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT + 600}
+CELERY_TIMEZONE = "UTC"
+
+# Periodic work (Celery beat). Intervals in seconds.
+RECONCILE_INTERVAL_SECONDS = env_int("RECONCILE_INTERVAL_SECONDS", 15 * 60)
+RECONCILE_FULL_INTERVAL_SECONDS = env_int("RECONCILE_FULL_INTERVAL_SECONDS", 24 * 3600)
+RECONCILE_BATCH_SIZE = env_int("RECONCILE_BATCH_SIZE", 500)
+IDEMPOTENCY_CLEANUP_INTERVAL_SECONDS = env_int("IDEMPOTENCY_CLEANUP_INTERVAL_SECONDS", 3600)
+IDEMPOTENCY_CLEANUP_BATCH_SIZE = env_int("IDEMPOTENCY_CLEANUP_BATCH_SIZE", 1000)
+CELERY_BEAT_SCHEDULE = {
+    "reconcile-changed-wallets": {
+        "task": "transfers.tasks.reconcile_ledger",
+        "schedule": float(RECONCILE_INTERVAL_SECONDS),
+        "kwargs": {"incremental": True},
+    },
+    "reconcile-everything": {
+        "task": "transfers.tasks.reconcile_ledger",
+        "schedule": float(RECONCILE_FULL_INTERVAL_SECONDS),
+        "kwargs": {"incremental": False},
+    },
+    "cleanup-idempotency-records": {
+        "task": "transfers.tasks.cleanup_idempotency_records",
+        "schedule": float(IDEMPOTENCY_CLEANUP_INTERVAL_SECONDS),
+    },
+}
+
+# --- Rate limits (django-ratelimit; counters in the "ratelimit" cache) ----------
+# Rates are "<count>/<period>" with period s, m, h or d.
+RATELIMIT_USE_CACHE = "ratelimit"
+RATELIMIT_FAIL_OPEN = False  # decided per scope below, not globally
+RATELIMIT_ENABLE = env_bool("RATELIMIT_ENABLE", True)
+RATE_LIMITS = {
+    # every authenticated API request, per user
+    "user": os.environ.get("RATE_LIMIT_USER", "600/m"),
+    # money-moving POSTs (deposits, withdrawals, transfers), per user
+    "money": os.environ.get("RATE_LIMIT_MONEY", "120/m"),
+    # outgoing transfers and withdrawals, per source wallet (all its owner's clients together)
+    "wallet_outgoing": os.environ.get("RATE_LIMIT_WALLET_OUTGOING", "60/m"),
+    # unauthenticated endpoints (register, token, refresh, logout), per client IP
+    "anon": os.environ.get("RATE_LIMIT_ANON", "30/m"),
+}
+# When the rate-limit store (Redis) is unreachable: true lets requests through,
+# false refuses them with 503 rate_limit_unavailable.
+RATE_LIMIT_FAIL_OPEN_READS = env_bool("RATE_LIMIT_FAIL_OPEN_READS", True)
+RATE_LIMIT_FAIL_OPEN_MONEY = env_bool("RATE_LIMIT_FAIL_OPEN_MONEY", False)
+# Number of trusted proxies in front of the app; the client IP is taken from
+# X-Forwarded-For that many hops from the right (0 = use REMOTE_ADDR).
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
 
 LOGGING = {
     "version": 1,

@@ -5,7 +5,11 @@ import os
 os.environ.setdefault("DATABASE_URL", "sqlite:///" + os.path.join(os.getcwd(), "db.sqlite3"))
 os.environ.setdefault("DJANGO_DEBUG", "true")
 
-from .base import *  # noqa: F403
+# Without REDIS_URL the embedded default needs no Redis: tasks run inline and the
+# cache and rate-limit counters live in process memory.
+_use_redis = "REDIS_URL" in os.environ
+
+from .base import *  # noqa: E402,F403
 
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
@@ -13,3 +17,14 @@ STORAGES = {
 }
 # WhiteNoise serves collected files in production; here Django's finders do.
 MIDDLEWARE = [m for m in MIDDLEWARE if not m.startswith("whitenoise.")]  # noqa: F405
+
+if not _use_redis:
+    CELERY_TASK_ALWAYS_EAGER = True
+    CELERY_BROKER_URL = "memory://"
+    CELERY_RESULT_BACKEND = "cache+memory://"
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "wallet"},
+        "ratelimit": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "ratelimit"},
+    }
+    # Per-process counters are fine for one development server.
+    SILENCED_SYSTEM_CHECKS = ["django_ratelimit.E003", "django_ratelimit.W001"]

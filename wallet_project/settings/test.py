@@ -1,5 +1,7 @@
 """The test suite: PostgreSQL from DATABASE_URL (pytest-django creates test_<name>)."""
 
+import os
+
 from .base import *  # noqa: F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
@@ -12,3 +14,18 @@ STORAGES = {
 }
 # WhiteNoise serves collected files in production; here Django's finders do.
 MIDDLEWARE = [m for m in MIDDLEWARE if not m.startswith("whitenoise.")]  # noqa: F405
+
+# Real Redis, on databases of its own so tests never touch development data:
+# cache (14), rate-limit counters (13), Celery broker and results (15).
+_redis = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379").rstrip("/")
+CACHES["default"]["LOCATION"] = f"{_redis}/14"  # noqa: F405
+CACHES["ratelimit"]["LOCATION"] = f"{_redis}/13"  # noqa: F405
+CELERY_BROKER_URL = f"{_redis}/15"
+CELERY_RESULT_BACKEND = f"{_redis}/15"
+CELERY_TASK_DEFAULT_QUEUE = "wallet-test"
+# Budgets high enough that only the rate-limit tests (which lower them) ever hit one.
+RATE_LIMITS = {"user": "100000/m", "money": "100000/m", "wallet_outgoing": "100000/m", "anon": "100000/m"}
+
+# One test database per pytest process, so two runs on one machine (an editor's
+# and a terminal's, or CI next to a developer) never drop each other's database.
+DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}_{os.getpid()}"}  # noqa: F405

@@ -1,0 +1,68 @@
+"""Read-through caching of non-critical data, invalidated on commit.
+
+Never used for balances, ledger entries or anything a money decision reads.
+Redis being down degrades to the database: the cache backend ignores
+connection errors (IGNORE_EXCEPTIONS), so a failed get is a miss and a failed
+set is a no-op.
+
+Invalidation uses a generation token per object: readers look up the token,
+then the data stored under it; writers replace the token after their
+transaction commits. A reader that loaded old data just before a change stores
+it under the old token, which nobody reads again, so a change is visible to
+every read that starts after the commit.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import transaction
+
+T = TypeVar("T")
+_GENERATION_TTL = 7 * 24 * 3600
+
+
+def _generation_key(namespace: str, obj_id: object) -> str:
+    return f"{namespace}:{obj_id}:gen"
+
+
+def cached(namespace: str, obj_id: object, loader: Callable[[], T], timeout: int | None = None) -> T:
+    """The cached value for (namespace, obj_id), loading and storing it on a miss.
+
+    `loader` returning None is not cached (e.g. "no such wallet").
+    """
+    gen_key = _generation_key(namespace, obj_id)
+    generation = cache.get(gen_key)
+    if generation is None:
+        generation = uuid.uuid4().hex
+        if not cache.add(gen_key, generation, _GENERATION_TTL):
+            generation = cache.get(gen_key) or generation
+    data_key = f"{namespace}:{obj_id}:{generation}"
+    value = cache.get(data_key)
+    if value is not None:
+        return value
+    value = loader()
+    if value is not None:
+        if timeout is None:
+            timeout = settings.CACHES["default"].get("TIMEOUT")
+        cache.set(data_key, value, timeout)
+    return value
+
+
+def invalidate_on_commit(namespace: str, obj_id: object) -> None:
+    """After the current transaction commits (or now, outside one), retire the cached value."""
+
+    def bump() -> None:
+        cache.set(_generation_key(namespace, obj_id), uuid.uuid4().hex, _GENERATION_TTL)
+
+    transaction.on_commit(bump)
+
+
+def peek(namespace: str, obj_id: object) -> Any:
+    """The currently cached value, or None (for tests and diagnostics)."""
+    generation = cache.get(_generation_key(namespace, obj_id))
+    return None if generation is None else cache.get(f"{namespace}:{obj_id}:{generation}")

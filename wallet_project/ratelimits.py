@@ -1,0 +1,109 @@
+"""Quotas on top of django-ratelimit, applied as DRF throttles.
+
+django-ratelimit keeps fixed-window counters in the "ratelimit" cache (Redis);
+these classes pick the key (user, client IP, source wallet), the budget
+(settings.RATE_LIMITS) and what to do when the counter store is unreachable
+(settings.RATE_LIMIT_FAIL_OPEN_READS / _MONEY). DRF turns a refusal into 429
+`rate_limited` with Retry-After (wallet_project.errors).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django_ratelimit.core import get_usage
+from rest_framework.request import Request
+from rest_framework.throttling import BaseThrottle
+
+from wallet_project.errors import RateLimitUnavailable
+
+
+def client_ip(request: Any) -> str:
+    """REMOTE_ADDR, or the address TRUSTED_PROXY_COUNT hops from the right of X-Forwarded-For."""
+    hops = settings.TRUSTED_PROXY_COUNT
+    if hops > 0:
+        forwarded = [p.strip() for p in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if p.strip()]
+        if len(forwarded) >= hops:
+            return forwarded[-hops]
+    return request.META.get("REMOTE_ADDR", "unknown")
+
+
+class Quota(BaseThrottle):
+    """One budget. Subclasses set `scope` and `money`, and implement `key`."""
+
+    scope = ""
+    money = False  # money-moving budgets follow RATE_LIMIT_FAIL_OPEN_MONEY
+
+    def __init__(self) -> None:
+        self._wait: float | None = None
+
+    def key(self, request: Request, view: Any) -> str | None:
+        raise NotImplementedError
+
+    def allow_request(self, request: Request, view: Any) -> bool:
+        value = self.key(request, view)
+        if value is None:
+            return True
+        usage = get_usage(
+            request,
+            group=f"quota:{self.scope}",
+            key=lambda group, req: value,
+            rate=settings.RATE_LIMITS[self.scope],
+            increment=True,
+        )
+        if usage is None:  # RATELIMIT_ENABLE is off
+            return True
+        if usage["limit"] == 0 and usage["time_left"] == -1:  # the counter store is unreachable
+            fail_open = (
+                settings.RATE_LIMIT_FAIL_OPEN_MONEY if self.money else settings.RATE_LIMIT_FAIL_OPEN_READS
+            )
+            if fail_open:
+                return True
+            raise RateLimitUnavailable("Rate limiting is unavailable; retry shortly.")
+        if usage["should_limit"]:
+            self._wait = max(1, usage["time_left"])
+            return False
+        return True
+
+    def wait(self) -> float | None:
+        return self._wait
+
+
+class UserQuota(Quota):
+    """Every authenticated API request, per user."""
+
+    scope = "user"
+
+    def key(self, request: Request, view: Any) -> str | None:
+        user = getattr(request, "user", None)
+        return f"u{user.id}" if user is not None and user.is_authenticated else None
+
+
+class MoneyQuota(UserQuota):
+    """Money-moving POSTs, per user."""
+
+    scope = "money"
+    money = True
+
+
+class WalletOutgoingQuota(Quota):
+    """Outgoing transfers and withdrawals per source wallet, whichever client sends them."""
+
+    scope = "wallet_outgoing"
+    money = True
+
+    def key(self, request: Request, view: Any) -> str | None:
+        wallet_id = view.kwargs.get("pk")
+        if wallet_id is None and isinstance(request.data, dict):
+            wallet_id = request.data.get("source_wallet_id")
+        return f"w{str(wallet_id).lower()}" if isinstance(wallet_id, str) and wallet_id else None
+
+
+class AnonQuota(Quota):
+    """Unauthenticated endpoints (register, token, refresh, logout), per client IP."""
+
+    scope = "anon"
+
+    def key(self, request: Request, view: Any) -> str | None:
+        return f"ip{client_ip(request)}"
