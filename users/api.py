@@ -42,11 +42,18 @@ class MeSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class RegisterView(APIView):
+class PublicView(APIView):
+    """An endpoint reached without a token; a bad credential is still a 401, not a 403."""
+
     permission_classes = [AllowAny]
     authentication_classes: list = []
     throttle_classes = [AnonQuota]
 
+    def get_authenticate_header(self, request: Request) -> str:
+        return 'Bearer realm="api"'
+
+
+class RegisterView(PublicView):
     @extend_schema(request=RegisterSerializer, responses={201: UserSerializer})
     def post(self, request: Request) -> Response:
         serializer = RegisterSerializer(data=request.data)
@@ -86,12 +93,8 @@ class LogoutSerializer(StrictSerializer):
     refresh = StrictCharField()
 
 
-class LogoutView(APIView):
+class LogoutView(PublicView):
     """Blacklist a refresh token. Possession of the token is the proof needed."""
-
-    permission_classes = [AllowAny]
-    authentication_classes: list = []
-    throttle_classes = [AnonQuota]
 
     @extend_schema(
         request=LogoutSerializer,

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 import re
 from typing import Any
 from uuid import UUID
 
 from django.conf import settings
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
@@ -121,8 +123,31 @@ class KeysetPagination(CursorPagination):
             raise ValidationError({"limit": ["Must be an integer between 1 and 100."]})
         return min(size, self.max_page_size)
 
+    def paginate_queryset(self, queryset: Any, request: Any, view: Any = None) -> Any:
+        self._model = queryset.model
+        return super().paginate_queryset(queryset, request, view)
+
     def decode_cursor(self, request: Any) -> Any:
+        """DRF's decoding, made strict: a cursor the client forged or mangled is a 400, never a 500."""
+        invalid = ValidationError({"cursor": [self.invalid_cursor_message]})
+        raw = request.query_params.get(self.cursor_query_param)
+        if raw is None:
+            return None
         try:
-            return super().decode_cursor(request)
-        except Exception:  # DRF raises NotFound; a bad cursor is bad input
-            raise ValidationError({"cursor": [self.invalid_cursor_message]}) from None
+            base64.b64decode(raw.encode("ascii"), validate=True)
+            cursor = super().decode_cursor(request)
+        except Exception:  # DRF raises NotFound for undecodable cursors
+            raise invalid from None
+        if cursor is None:
+            raise invalid
+        if cursor.position is not None:
+            field = self._model._meta.get_field(self._ordering_field())
+            try:
+                field.to_python(cursor.position)
+            except (DjangoValidationError, ValueError, TypeError):
+                raise invalid from None
+        return cursor
+
+    def _ordering_field(self) -> str:
+        ordering = self.ordering if isinstance(self.ordering, str) else self.ordering[0]
+        return ordering.lstrip("-")

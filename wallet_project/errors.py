@@ -163,7 +163,11 @@ def exception_to_problem(exc: Exception) -> tuple[dict[str, Any], dict[str, str]
             if isinstance(exc, klass):
                 code, title = pair
                 break
-        detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+        detail = exc.detail
+        if isinstance(detail, dict):  # simplejwt nests {"detail": ..., "code": ..., "messages": ...}
+            detail = detail.get("detail", title)
+        elif isinstance(detail, list):
+            detail = "; ".join(str(item) for item in detail) or title
         if isinstance(exc, drf_exceptions.Throttled) and exc.wait is not None:
             headers["Retry-After"] = str(max(1, math.ceil(exc.wait)))
         if isinstance(exc, (drf_exceptions.NotAuthenticated, drf_exceptions.AuthenticationFailed)):
