@@ -25,7 +25,8 @@ def _fresh_caches():
     # rate-limit counters from an earlier test would point at rows that are gone.
     clear_system_wallet_cache()
     for alias in ("default", "ratelimit"):
-        caches[alias].clear()
+        # Only this process's keys (settings.test prefixes them with the pid); never FLUSHDB.
+        caches[alias].delete_pattern("*")
     yield
     clear_system_wallet_cache()
 

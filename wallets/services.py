@@ -50,8 +50,10 @@ def wallet_set_status(*, wallet_id: UUID, status: str, name: str | None = None) 
 def system_wallet_id(*, currency: str) -> UUID:
     """The id of the currency's system wallet (the outside world), created on first use.
 
-    Cached per process: a system wallet is never deleted and its id never changes.
-    Called before any lock is taken.
+    Cached per process once committed: a system wallet is never deleted and its id
+    never changes. Called before any lock is taken. If two first movements in a
+    new currency race, the second waits on the unique index for the first to
+    commit, then reads its row.
     """
     cached = _system_wallet_ids.get(currency)
     if cached is not None:
@@ -65,8 +67,11 @@ def system_wallet_id(*, currency: str) -> UUID:
                 )
         except IntegrityError:  # another process created it first
             wallet = Wallet.objects.get(kind=Wallet.Kind.SYSTEM, currency=currency)
-    _system_wallet_ids[currency] = wallet.id
-    return wallet.id
+    wallet_id = wallet.id
+    # Remember the id only once the row is committed: created inside a money
+    # transaction that rolls back, it would otherwise point at nothing.
+    transaction.on_commit(lambda: _system_wallet_ids.__setitem__(currency, wallet_id))
+    return wallet_id
 
 
 def clear_system_wallet_cache() -> None:

@@ -20,6 +20,9 @@ MIDDLEWARE = [m for m in MIDDLEWARE if not m.startswith("whitenoise.")]  # noqa:
 _redis = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379").rstrip("/")
 CACHES["default"]["LOCATION"] = f"{_redis}/14"  # noqa: F405
 CACHES["ratelimit"]["LOCATION"] = f"{_redis}/13"  # noqa: F405
+# Keys carry the pytest process id, so two runs on one machine never clear each other's.
+CACHES["default"]["KEY_PREFIX"] = f"test{os.getpid()}"  # noqa: F405
+CACHES["ratelimit"]["KEY_PREFIX"] = f"test{os.getpid()}rl"  # noqa: F405
 CELERY_BROKER_URL = f"{_redis}/15"
 CELERY_RESULT_BACKEND = f"{_redis}/15"
 CELERY_TASK_DEFAULT_QUEUE = "wallet-test"
