@@ -1,14 +1,22 @@
-"""Refuse oversized bodies before anything reads them."""
+"""Request plumbing: request context and access log, and the body-size cap."""
 
+import logging
+import time
 from collections.abc import Callable
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
+from wallet_project import context
 from wallet_project.errors import PayloadTooLarge, problem_response, service_error_body
+from wallet_project.ratelimits import client_ip
+
+access_logger = logging.getLogger("wallet.access")
 
 
 class BodySizeLimitMiddleware:
+    """Refuse oversized bodies (413) before anything reads them."""
+
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
@@ -22,3 +30,47 @@ class BodySizeLimitMiddleware:
             error = PayloadTooLarge(f"Request bodies are limited to {settings.API_MAX_BODY_BYTES} bytes.")
             return problem_response(service_error_body(error))
         return self.get_response(request)
+
+
+class RequestContextMiddleware:
+    """Request id, client and timing for every request; one access-log line each.
+
+    An incoming X-Request-ID is kept if it is a sane token (else one is made) and is
+    echoed in the response. Runs first, so everything after it logs with the id.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        started = time.perf_counter()
+        request_id = context.accept_request_id(request.headers.get("X-Request-ID"))
+        request.request_id = request_id
+        tokens = [
+            (context.request_id_var, context.request_id_var.set(request_id)),
+            (context.client_ip_var, context.client_ip_var.set(client_ip(request))),
+            (context.user_agent_var, context.user_agent_var.set(request.headers.get("User-Agent", "")[:512])),
+            (context.method_var, context.method_var.set(request.method)),
+            (context.path_var, context.path_var.set(request.path)),
+            (context.user_id_var, context.user_id_var.set(None)),
+        ]
+        try:
+            response = self.get_response(request)
+            response["X-Request-ID"] = request_id
+            user = getattr(request, "user", None)
+            user_id = getattr(user, "id", None) if user is not None and user.is_authenticated else None
+            access_logger.info(
+                "%s %s %s",
+                request.method,
+                request.path,
+                response.status_code,
+                extra={
+                    "status": response.status_code,
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                    "user_id": user_id or context.user_id_var.get(),
+                },
+            )
+            return response
+        finally:
+            for var, token in reversed(tokens):
+                var.reset(token)

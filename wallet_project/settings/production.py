@@ -4,6 +4,8 @@ import os
 
 from django.core.exceptions import ImproperlyConfigured
 
+from wallet_project.logging import logging_config
+
 from .base import *  # noqa: F403
 from .base import DATABASES, env_bool, env_int, env_list
 
@@ -18,6 +20,8 @@ if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
     raise ImproperlyConfigured("production runs on PostgreSQL (DATABASE_URL=postgres://...)")
 
 DEBUG = False
+LOG_FORMAT = os.environ.get("LOG_FORMAT", "json")
+LOGGING = logging_config(fmt=LOG_FORMAT, level=os.environ.get("LOG_LEVEL", "INFO"))
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "")
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", "")
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
