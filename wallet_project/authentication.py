@@ -1,3 +1,4 @@
+from drf_spectacular.contrib.rest_framework_simplejwt import SimpleJWTScheme
 from rest_framework.request import Request
 from rest_framework_simplejwt.authentication import JWTAuthentication
 
@@ -12,3 +13,9 @@ class ContextJWTAuthentication(JWTAuthentication):
         if result is not None:
             user_id_var.set(result[0].id)
         return result
+
+
+class ContextJWTScheme(SimpleJWTScheme):
+    """OpenAPI: document ContextJWTAuthentication as the bearer JWT scheme it is."""
+
+    target_class = "wallet_project.authentication.ContextJWTAuthentication"
