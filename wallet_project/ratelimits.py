@@ -10,6 +10,7 @@ these classes pick the key (user, client IP, source wallet), the budget
 from __future__ import annotations
 
 from typing import Any
+from uuid import UUID
 
 from django.conf import settings
 from django_ratelimit.core import get_usage
@@ -94,10 +95,16 @@ class WalletOutgoingQuota(Quota):
     money = True
 
     def key(self, request: Request, view: Any) -> str | None:
-        wallet_id = view.kwargs.get("pk")
-        if wallet_id is None and isinstance(request.data, dict):
-            wallet_id = request.data.get("source_wallet_id")
-        return f"w{str(wallet_id).lower()}" if isinstance(wallet_id, str) and wallet_id else None
+        raw = view.kwargs.get("pk")
+        if raw is None and isinstance(request.data, dict):
+            raw = request.data.get("source_wallet_id")
+        if not isinstance(raw, str):
+            return None
+        try:
+            # Canonical form: every spelling UUID() accepts shares one counter.
+            return f"w{UUID(raw)}"
+        except ValueError:
+            return None  # not a wallet id; validation answers 400
 
 
 class AnonQuota(Quota):

@@ -18,6 +18,9 @@ from wallets.errors import WalletNotFound
 from wallets.models import Wallet
 
 WALLET_META = "wallet-meta"
+# Short on purpose: if Redis is unreachable at the moment a change commits, the
+# invalidation is lost and the old name/status could be shown for at most this long.
+META_TIMEOUT = 60
 _META_FIELDS = ("id", "owner_id", "kind", "currency", "name", "status", "created_at")
 
 
@@ -29,7 +32,10 @@ def wallet_list(*, owner_id: int) -> QuerySet[Wallet]:
 def wallet_meta(*, wallet_id: UUID) -> dict[str, Any] | None:
     """The wallet's metadata, from the cache when possible; None if there is no such wallet."""
     return cached(
-        WALLET_META, wallet_id, lambda: Wallet.objects.filter(pk=wallet_id).values(*_META_FIELDS).first()
+        WALLET_META,
+        wallet_id,
+        lambda: Wallet.objects.filter(pk=wallet_id).values(*_META_FIELDS).first(),
+        timeout=META_TIMEOUT,
     )
 
 

@@ -1,10 +1,9 @@
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from uuid import UUID
 
 from django.core.management.base import BaseCommand, CommandError
-from django.utils import timezone
 
 from transfers.models import ReconciliationRun
 from transfers.reconciliation import reconciliation_run
@@ -15,7 +14,7 @@ def _since(value: str) -> datetime:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         raise CommandError(f"--since must be an ISO 8601 date or time, got {value!r}") from None
-    return parsed if parsed.tzinfo else timezone.make_aware(parsed, timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _wallet(value: str) -> UUID:

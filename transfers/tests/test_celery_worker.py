@@ -1,0 +1,210 @@
+"""The Celery tasks through a real Redis broker and a real worker process.
+
+The module starts one worker (`celery -A wallet_project worker --pool=solo`) against
+this pytest process's test database, so the runs it stores are visible here. Tests are
+transactional: what they write is committed before the worker reads it.
+
+The worker consumes a queue named after this process and tasks are sent there
+(`apply_async(queue=...)`, i.e. `.delay` plus a route), so two test runs sharing the
+Redis test database never take each other's tasks: each worker answers from its own
+database. Redis is part of the test environment:
+when it is unreachable these tests fail, they do not skip.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+import redis
+from celery import Task
+from celery.result import AsyncResult, EagerResult
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from transfers import services as ledger
+from transfers.models import Discrepancy, IdempotencyRecord, ReconciliationRun
+from transfers.tasks import cleanup_idempotency_records, reconcile_ledger
+from wallet_project.celery import app as celery_app
+
+BASE_DIR = Path(__file__).resolve().parents[2]
+# Bounds that turn a dead worker or broker into a failure instead of a hang.
+READY_TIMEOUT = 30
+RESULT_TIMEOUT = 30
+STOP_TIMEOUT = 15
+
+
+def database_url_for_this_run() -> str:
+    """DATABASE_URL for the database this pytest process is using (test_<name>_<pid>)."""
+    db = connection.settings_dict
+    auth = quote(db["USER"] or "", safe="")
+    if db["PASSWORD"]:
+        auth += ":" + quote(db["PASSWORD"], safe="")
+    host = db["HOST"] or "127.0.0.1"
+    port = db["PORT"] or 5432
+    return f"postgres://{auth}@{host}:{port}/{quote(db['NAME'], safe='')}"
+
+
+def log_tail(path: Path, lines: int = 40) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no worker log)"
+
+
+def wait_until_ready(process: subprocess.Popen, node: str, log: Path) -> None:
+    for _ in range(READY_TIMEOUT):
+        if process.poll() is not None:
+            pytest.fail(f"the Celery worker exited with {process.returncode}:\n{log_tail(log)}")
+        if celery_app.control.ping(destination=[node], timeout=1.0):
+            return
+    pytest.fail(f"the Celery worker did not answer a ping within ~{READY_TIMEOUT}s:\n{log_tail(log)}")
+
+
+def stop(process: subprocess.Popen) -> None:
+    if process.poll() is not None:
+        return
+    process.terminate()  # warm shutdown
+    try:
+        process.wait(timeout=STOP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=STOP_TIMEOUT)
+
+
+@pytest.fixture(scope="module")
+def celery_worker(django_db_setup, tmp_path_factory) -> Iterator[str]:
+    """A worker process consuming this test run's queue; yields the queue's name."""
+    broker = redis.Redis.from_url(settings.CELERY_BROKER_URL, socket_connect_timeout=2)
+    try:
+        broker.ping()
+    except redis.exceptions.RedisError as exc:
+        pytest.fail(f"Redis at {settings.CELERY_BROKER_URL} is required by the test suite: {exc}")
+    assert not celery_app.conf.task_always_eager, "tasks must go through the broker, not run in-process"
+
+    queue = f"{settings.CELERY_TASK_DEFAULT_QUEUE}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    node = f"{queue}@{socket.gethostname()}"
+    log = tmp_path_factory.mktemp("celery") / "worker.log"
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "wallet_project.settings.test",
+        "DATABASE_URL": database_url_for_this_run(),
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "wallet_project",
+        "worker",
+        "--pool=solo",
+        "--concurrency=1",
+        "-Q",
+        queue,
+        "-n",
+        node,
+        "-l",
+        "info",
+        "--without-gossip",
+        "--without-mingle",
+    ]
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, cwd=BASE_DIR, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        wait_until_ready(process, node, log)
+        yield queue
+    finally:
+        stop(process)
+        broker.delete(queue, f"_kombu.binding.{queue}")  # this run's queue is never used again
+
+
+def through_the_worker(task: Task, queue: str, **kwargs: object) -> object:
+    """Send `task` with `kwargs` to the worker and wait (bounded) for what it returns."""
+    result = task.apply_async(kwargs=kwargs, queue=queue)
+    assert isinstance(result, AsyncResult)
+    assert not isinstance(result, EagerResult)
+    value = result.get(timeout=RESULT_TIMEOUT)
+    assert result.successful()
+    result.forget()
+    return value
+
+
+@pytest.mark.django_db(transaction=True)
+def test_reconciliation_task_round_trips_and_stores_its_run(celery_worker, make_user, make_wallet):
+    alice, bob = make_user(), make_user()
+    source = make_wallet(alice, "USD", balance=1_000)
+    destination = make_wallet(bob, "USD")
+    ledger.transfer_create(
+        source_wallet_id=source.id, destination_wallet_id=destination.id, initiated_by_id=alice.id, amount=400
+    )
+
+    payload = through_the_worker(reconcile_ledger, celery_worker)
+
+    run = ReconciliationRun.objects.get(pk=payload["run_id"])
+    assert payload == {
+        "run_id": run.id,
+        "status": "clean",
+        "wallets_checked": 3,  # two user wallets and the USD system wallet
+        "transfers_checked": 2,
+        "discrepancies": 0,
+    }
+    assert (run.status, run.scope, run.wallets_checked, run.entries_checked) == ("clean", "full", 3, 4)
+    assert run.finished_at is not None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_reconciliation_task_reports_a_corrupted_wallet(celery_worker, make_user, make_wallet):
+    owner = make_user()
+    wallet = make_wallet(owner, "EUR", balance=500)
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET session_replication_role = replica")
+        cursor.execute("UPDATE wallets_wallet SET balance = 499 WHERE id = %s", [wallet.id])
+        cursor.execute("SET session_replication_role = origin")
+
+    payload = through_the_worker(reconcile_ledger, celery_worker, wallet_id=str(wallet.id))
+
+    assert (payload["status"], payload["wallets_checked"], payload["discrepancies"]) == (
+        "discrepancies",
+        1,
+        1,
+    )
+    run = ReconciliationRun.objects.get(pk=payload["run_id"])
+    assert (run.status, run.scope, run.wallet_id) == ("discrepancies", "wallet", wallet.id)
+    assert list(
+        Discrepancy.objects.filter(run=run).values_list("kind", "wallet_id", "expected", "actual")
+    ) == [("balance_mismatch", wallet.id, 500, 499)]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_cleanup_task_round_trips(celery_worker, make_user):
+    user = make_user()
+    for key, age in [("old-1", 48), ("old-2", 30), ("fresh", 1)]:
+        record = IdempotencyRecord.objects.create(
+            user=user,
+            key=key,
+            method="POST",
+            path="/api/v1/transfers",
+            request_hash="0" * 64,
+            status_code=201,
+            response_body=b"{}",
+        )
+        IdempotencyRecord.objects.filter(pk=record.pk).update(
+            created_at=timezone.now() - timedelta(hours=age)
+        )
+
+    deleted = through_the_worker(cleanup_idempotency_records, celery_worker)
+
+    assert deleted == 2
+    assert list(IdempotencyRecord.objects.values_list("key", flat=True)) == ["fresh"]
+    # Repeating it is harmless.
+    assert through_the_worker(cleanup_idempotency_records, celery_worker) == 0
+    assert IdempotencyRecord.objects.count() == 1
