@@ -62,6 +62,7 @@ def idempotent_response(
     *,
     reference_wallet_id: UUID | None,
     reference: str | None,
+    audit_details: dict | None = None,
 ) -> HttpResponse:
     """Run a validated money operation once per Idempotency-Key and answer with its stored outcome."""
     req = IdempotentRequest(
@@ -72,6 +73,7 @@ def idempotent_response(
         request_hash=request_hash(request.data),
         reference_wallet_id=reference_wallet_id,
         reference=reference,
+        audit_details=audit_details or {},
     )
     result = execute_idempotent(req, operation)
     content_type = PROBLEM_CONTENT_TYPE if result.status >= 400 else "application/json"
@@ -150,4 +152,10 @@ class TransferViewSet(viewsets.GenericViewSet):
             operation,
             reference_wallet_id=data["source_wallet_id"],
             reference=data.get("reference"),
+            audit_details={
+                "kind": "transfer",
+                "amount": data["amount"],
+                "source_wallet_id": data["source_wallet_id"],
+                "destination_wallet_id": data["destination_wallet_id"],
+            },
         )

@@ -21,7 +21,7 @@ import json
 import logging
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 from uuid import UUID
@@ -30,6 +30,8 @@ from django.conf import settings
 from django.db import DatabaseError, IntegrityError, OperationalError, transaction
 from django.utils import timezone
 
+from audit.models import AuditEvent
+from audit.services import audit_record
 from transfers.db import is_lock_timeout, is_retryable, violated_constraint
 from transfers.models import IdempotencyRecord
 from transfers.services import duplicate_reference_error, find_reference_owner
@@ -59,6 +61,8 @@ class IdempotentRequest:
     request_hash: str
     reference_wallet_id: UUID | None = None
     reference: str | None = None
+    # What the audit trail should say about a refused movement (kind, amount, wallets).
+    audit_details: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -126,6 +130,18 @@ def _store_failure(req: IdempotentRequest, error: WalletError) -> StoredResponse
     try:
         with transaction.atomic():
             _record(req, error.status, body, None)
+            details = {key: str(value) for key, value in req.audit_details.items() if value is not None}
+            audit_record(
+                action=AuditEvent.Action.MONEY_FAILED,
+                actor_id=req.user_id,
+                target_type="wallet",
+                target_id=req.audit_details.get("source_wallet_id")
+                or req.audit_details.get("wallet_id")
+                or "",
+                amount=req.audit_details.get("amount"),
+                outcome=error.code,
+                details={**details, "detail": error.detail},
+            )
     except IntegrityError as exc:
         if violated_constraint(
             exc, table="transfers_idempotencyrecord", name=IDEMPOTENCY_CONSTRAINT, columns=("key",)

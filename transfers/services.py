@@ -11,6 +11,7 @@ The shape of each service:
    locked rows, insert the transfer and both legs, write the new balances.
    System wallets are never locked or updated: their legs carry no running
    balance, so deposits into different wallets never wait for each other.
+   The audit event is written in the same transaction.
 3. PostgreSQL re-checks the invariants at commit (migration transfers.0002):
    legs sum to zero and match the transfer, running balances chain, stored
    balances match the ledger, user balances stay >= 0, history is append-only.
@@ -31,6 +32,8 @@ from django.db import transaction
 from django.db.models import Case, Value, When
 from django.utils import timezone
 
+from audit.models import AuditEvent
+from audit.services import audit_record
 from transfers.models import LedgerEntry, Transfer
 from wallets.errors import (
     BalanceLimitExceeded,
@@ -43,6 +46,12 @@ from wallets.errors import (
 )
 from wallets.models import Wallet
 from wallets.services import system_wallet_id
+
+_AUDIT_ACTIONS = {
+    Transfer.Kind.DEPOSIT: AuditEvent.Action.DEPOSIT,
+    Transfer.Kind.WITHDRAWAL: AuditEvent.Action.WITHDRAWAL,
+    Transfer.Kind.TRANSFER: AuditEvent.Action.TRANSFER,
+}
 
 # A user wallet's balance may not grow past this (minor units); keeps every sum
 # far inside PostgreSQL's bigint whatever the currency.
@@ -187,6 +196,19 @@ def _execute(m: _Movement) -> Transfer:
         )
         for w in changed:
             w.updated_at = now
+        audit_record(
+            action=_AUDIT_ACTIONS[m.kind],
+            actor_id=m.initiated_by_id,
+            target_type="transfer",
+            target_id=transfer.id,
+            amount=m.amount,
+            currency=transfer.currency,
+            details={
+                "source_wallet_id": str(source.id),
+                "destination_wallet_id": str(destination.id),
+                "reference": m.reference,
+            },
+        )
     return transfer
 
 

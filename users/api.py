@@ -5,21 +5,25 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth.validators import UnicodeUsernameValidator
+from django.db import transaction
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
+from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
 from rest_framework_simplejwt.serializers import TokenRefreshSerializer
-from rest_framework_simplejwt.tokens import RefreshToken
+from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
+from audit.models import AuditEvent
+from audit.services import audit_record
 from users.models import User
 from users.services import user_create
 from wallet_project.api import StrictCharField, StrictSerializer
-from wallet_project.ratelimits import AnonQuota
+from wallet_project.ratelimits import AnonQuota, LoginGuard
 
 
 class RegisterSerializer(StrictSerializer):
@@ -78,15 +82,73 @@ class SafeTokenRefreshSerializer(TokenRefreshSerializer):
             raise InvalidToken("The token's user no longer exists.") from None
 
 
+def _token_user_id(token: str) -> int | None:
+    try:
+        return AccessToken(token, verify=False).payload.get("user_id")
+    except TokenError:
+        return None
+
+
 class RefreshView(TokenRefreshView):
+    """Rotate a refresh token (the old one is blacklisted) and audit it."""
+
     serializer_class = SafeTokenRefreshSerializer
     authentication_classes: list = []
     throttle_classes = [AnonQuota]
 
+    def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        serializer = self.get_serializer(data=request.data)
+        try:
+            with transaction.atomic():
+                serializer.is_valid(raise_exception=True)
+                user_id = _token_user_id(serializer.validated_data["access"])
+                audit_record(
+                    action=AuditEvent.Action.TOKEN_REFRESHED,
+                    actor_id=user_id,
+                    target_type="user",
+                    target_id=user_id or "",
+                )
+        except TokenError as exc:
+            raise InvalidToken(exc.args[0]) from exc
+        return Response(serializer.validated_data, status=status.HTTP_200_OK)
+
 
 class TokenView(TokenObtainPairView):
+    """Log in. Failures count against per-IP and per-username budgets (LoginGuard); both are audited."""
+
     authentication_classes: list = []
     throttle_classes = [AnonQuota]
+
+    def get_authenticate_header(self, request: Request) -> str:
+        return 'Bearer realm="api"'
+
+    def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        raw = request.data.get("username") if isinstance(request.data, dict) else None
+        username = raw if isinstance(raw, str) else ""
+        guard = LoginGuard(request, username)
+        guard.check()
+        serializer = self.get_serializer(data=request.data)
+        try:
+            serializer.is_valid(raise_exception=True)
+        except AuthenticationFailed:
+            guard.record_failure()
+            audit_record(
+                action=AuditEvent.Action.LOGIN_FAILED,
+                actor_label=username,
+                target_type="user",
+                target_id=username[:64],
+                outcome="invalid_credentials",
+            )
+            raise
+        except TokenError as exc:
+            raise InvalidToken(exc.args[0]) from exc
+        audit_record(
+            action=AuditEvent.Action.LOGIN_SUCCEEDED,
+            actor_id=serializer.user.id,
+            target_type="user",
+            target_id=serializer.user.id,
+        )
+        return Response(serializer.validated_data, status=status.HTTP_200_OK)
 
 
 class LogoutSerializer(StrictSerializer):
@@ -104,7 +166,13 @@ class LogoutView(PublicView):
         serializer = LogoutSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         try:
-            RefreshToken(serializer.validated_data["refresh"]).blacklist()
+            token = RefreshToken(serializer.validated_data["refresh"])
+            with transaction.atomic():
+                token.blacklist()
+                user_id = token.payload.get("user_id")
+                audit_record(
+                    action=AuditEvent.Action.LOGOUT, actor_id=user_id, target_type="user", target_id=user_id
+                )
         except TokenError as exc:
             raise InvalidToken(str(exc)) from None
         return Response(status=status.HTTP_205_RESET_CONTENT)

@@ -4,6 +4,8 @@ from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 
+from audit.models import AuditEvent
+from audit.services import audit_record
 from users.models import User
 from wallet_project.errors import ValidationFailed
 
@@ -26,6 +28,12 @@ def user_create(*, username: str, email: str, password: str) -> User:
     try:
         with transaction.atomic():
             candidate.save(force_insert=True)
+            audit_record(
+                action=AuditEvent.Action.USER_REGISTERED,
+                actor_id=candidate.id,
+                target_type="user",
+                target_id=candidate.id,
+            )
     except IntegrityError:  # lost a race for the same username or email
         raise ValidationFailed({"username": ["A user with that username or email already exists."]}) from None
     return candidate

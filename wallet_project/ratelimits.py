@@ -14,6 +14,7 @@ from uuid import UUID
 
 from django.conf import settings
 from django_ratelimit.core import get_usage
+from rest_framework.exceptions import Throttled
 from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
 
@@ -44,13 +45,14 @@ class Quota(BaseThrottle):
 
     def allow_request(self, request: Request, view: Any) -> bool:
         value = self.key(request, view)
-        if value is None:
+        rate = settings.RATE_LIMITS.get(self.scope)
+        if value is None or not rate:  # a budget left out of RATE_LIMITS is unlimited
             return True
         usage = get_usage(
             request,
             group=f"quota:{self.scope}",
             key=lambda group, req: value,
-            rate=settings.RATE_LIMITS[self.scope],
+            rate=rate,
             increment=True,
         )
         if usage is None:  # RATELIMIT_ENABLE is off
@@ -114,3 +116,48 @@ class AnonQuota(Quota):
 
     def key(self, request: Request, view: Any) -> str | None:
         return f"ip{client_ip(request)}"
+
+
+class LoginGuard:
+    """Brute-force protection for `auth/token`: failed attempts per client IP and per username.
+
+    Only failures count. Once either budget (RATE_LIMITS["login_ip"], ["login_user"])
+    is spent, further attempts are refused with 429 before the password is even
+    checked, until the window ends. The per-username budget also stops an attacker
+    who rotates IPs; it is time-boxed so it cannot lock a user out for long.
+    """
+
+    def __init__(self, request: Any, username: str) -> None:
+        self.request = request
+        self.keys = {
+            "login_ip": f"ip{client_ip(request)}",
+            "login_user": f"user{username.strip().lower()[:150]}",
+        }
+
+    def _usage(self, scope: str, *, increment: bool) -> dict | None:
+        key = self.keys[scope]
+        rate = settings.RATE_LIMITS.get(scope)
+        if not rate:
+            return None
+        return get_usage(
+            self.request,
+            group=f"quota:{scope}",
+            key=lambda group, req: key,
+            rate=rate,
+            increment=increment,
+        )
+
+    def check(self) -> None:
+        """Raise Throttled if this IP or username has used up its failed attempts."""
+        for scope in self.keys:
+            usage = self._usage(scope, increment=False)
+            if usage is None or (usage["limit"] == 0 and usage["time_left"] == -1):
+                continue  # disabled, or the store is down: fail open (reads setting applies)
+            if usage["count"] >= usage["limit"]:
+                raise Throttled(
+                    wait=max(1, usage["time_left"]), detail="Too many failed logins; retry later."
+                )
+
+    def record_failure(self) -> None:
+        for scope in self.keys:
+            self._usage(scope, increment=True)

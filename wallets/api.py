@@ -126,7 +126,12 @@ class WalletViewSet(viewsets.GenericViewSet):
             return 201, render_json(body), transfer.id
 
         return idempotent_response(
-            request, key, operation, reference_wallet_id=wallet_id, reference=data.get("reference")
+            request,
+            key,
+            operation,
+            reference_wallet_id=wallet_id,
+            reference=data.get("reference"),
+            audit_details={"kind": kind, "amount": data["amount"], "wallet_id": wallet_id},
         )
 
     @extend_schema(

@@ -7,6 +7,8 @@ from uuid import UUID
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from audit.models import AuditEvent
+from audit.services import audit_record
 from wallet_project.cache import invalidate_on_commit
 from wallets.currencies import supported_currencies
 from wallets.errors import UnsupportedCurrency, WalletNotFound
@@ -20,17 +22,35 @@ def wallet_create(*, owner_id: int, currency: str, name: str = "") -> Wallet:
     """Open a user wallet. The balance starts at 0; only the ledger changes it."""
     if currency not in supported_currencies():
         raise UnsupportedCurrency(f"Currency {currency!r} is not supported.")
-    return Wallet.objects.create(owner_id=owner_id, currency=currency, name=name)
+    with transaction.atomic():
+        wallet = Wallet.objects.create(owner_id=owner_id, currency=currency, name=name)
+        audit_record(
+            action=AuditEvent.Action.WALLET_CREATED,
+            actor_id=owner_id,
+            target_type="wallet",
+            target_id=wallet.id,
+            currency=currency,
+            details={"name": name},
+        )
+    return wallet
 
 
 def wallet_update(*, wallet_id: UUID, owner_id: int, name: str) -> Wallet:
     """Rename the caller's wallet. Never touches the balance."""
-    updated = Wallet.objects.filter(pk=wallet_id, owner_id=owner_id, kind=Wallet.Kind.USER).update(
-        name=name, updated_at=timezone.now()
-    )
-    if not updated:
-        raise WalletNotFound("No wallet with this id belongs to you.")
-    invalidate_on_commit(WALLET_META, wallet_id)
+    with transaction.atomic():
+        updated = Wallet.objects.filter(pk=wallet_id, owner_id=owner_id, kind=Wallet.Kind.USER).update(
+            name=name, updated_at=timezone.now()
+        )
+        if not updated:
+            raise WalletNotFound("No wallet with this id belongs to you.")
+        audit_record(
+            action=AuditEvent.Action.WALLET_UPDATED,
+            actor_id=owner_id,
+            target_type="wallet",
+            target_id=wallet_id,
+            details={"name": name},
+        )
+        invalidate_on_commit(WALLET_META, wallet_id)
     return Wallet.objects.get(pk=wallet_id)
 
 
@@ -41,9 +61,16 @@ def wallet_set_status(*, wallet_id: UUID, status: str, name: str | None = None) 
     fields: dict = {"status": status, "updated_at": timezone.now()}
     if name is not None:
         fields["name"] = name
-    if not Wallet.objects.filter(pk=wallet_id).update(**fields):
-        raise WalletNotFound("No such wallet.")
-    invalidate_on_commit(WALLET_META, wallet_id)
+    with transaction.atomic():
+        if not Wallet.objects.filter(pk=wallet_id).update(**fields):
+            raise WalletNotFound("No such wallet.")
+        audit_record(
+            action=AuditEvent.Action.WALLET_UPDATED,
+            target_type="wallet",
+            target_id=wallet_id,
+            details={key: value for key, value in fields.items() if key != "updated_at"},
+        )
+        invalidate_on_commit(WALLET_META, wallet_id)
     return Wallet.objects.get(pk=wallet_id)
 
 

@@ -619,9 +619,10 @@ def test_transfer_post_query_budget(api_client, world, django_assert_max_num_que
     # 7 INSERT transfer
     # 8 INSERT both ledger entries (one bulk statement)
     # 9 UPDATE both wallet balances (one statement)
-    # 10 INSERT idempotency record
-    # 11 RELEASE SAVEPOINT (the lock window closes at COMMIT)
-    with django_assert_max_num_queries(11):
+    # 10 INSERT audit event (same transaction as the movement)
+    # 11 INSERT idempotency record
+    # 12 RELEASE SAVEPOINT (the lock window closes at COMMIT)
+    with django_assert_max_num_queries(12):
         response = client.post(url, data, format="json", **key())
 
     assert response.status_code == 201, response.content
@@ -646,9 +647,10 @@ def test_deposit_post_query_budget(
     # 7 INSERT transfer
     # 8 INSERT both ledger entries
     # 9 UPDATE the wallet balance
-    # 10 INSERT idempotency record
-    # 11 RELEASE SAVEPOINT
-    with django_assert_max_num_queries(11):
+    # 10 INSERT audit event (same transaction as the movement)
+    # 11 INSERT idempotency record
+    # 12 RELEASE SAVEPOINT
+    with django_assert_max_num_queries(12):
         response = client.post(url, data, format="json", **key())
 
     assert response.status_code == 201, response.content

@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "users",
     "wallets",
     "transfers",
+    "audit",
 ]
 
 MIDDLEWARE = [
@@ -268,6 +269,9 @@ RATE_LIMITS = {
     "wallet_outgoing": os.environ.get("RATE_LIMIT_WALLET_OUTGOING", "60/m"),
     # unauthenticated endpoints (register, token, refresh, logout), per client IP
     "anon": os.environ.get("RATE_LIMIT_ANON", "30/m"),
+    # failed logins per client IP and per username; over budget -> 429 until the window ends
+    "login_ip": os.environ.get("RATE_LIMIT_LOGIN_IP", "20/10m"),
+    "login_user": os.environ.get("RATE_LIMIT_LOGIN_USER", "5/10m"),
 }
 # When the rate-limit store (Redis) is unreachable: true lets requests through,
 # false refuses them with 503 rate_limit_unavailable.

@@ -27,7 +27,14 @@ CELERY_BROKER_URL = f"{_redis}/15"
 CELERY_RESULT_BACKEND = f"{_redis}/15"
 CELERY_TASK_DEFAULT_QUEUE = "wallet-test"
 # Budgets high enough that only the rate-limit tests (which lower them) ever hit one.
-RATE_LIMITS = {"user": "100000/m", "money": "100000/m", "wallet_outgoing": "100000/m", "anon": "100000/m"}
+RATE_LIMITS = {
+    "user": "100000/m",
+    "money": "100000/m",
+    "wallet_outgoing": "100000/m",
+    "anon": "100000/m",
+    "login_ip": "100000/m",
+    "login_user": "100000/m",
+}
 
 # One test database per pytest process, so two runs on one machine (an editor's
 # and a terminal's, or CI next to a developer) never drop each other's database.
