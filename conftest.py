@@ -13,8 +13,12 @@ from rest_framework_simplejwt.tokens import RefreshToken
 
 from transfers import services as ledger
 from users.models import User
+from wallet_project.tracing import configure_tracing
 from wallets.models import Wallet
 from wallets.services import clear_system_wallet_cache, wallet_create
+
+# Trace the whole suite from the start, as production processes do.
+configure_tracing()
 
 _counter = itertools.count(1)
 

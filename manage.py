@@ -7,7 +7,12 @@ def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "wallet_project.settings.local")
     from django.core.management import execute_from_command_line
 
-    execute_from_command_line(sys.argv)
+    from wallet_project.tracing import command_span, configure_tracing
+
+    # runserver and management commands trace like the WSGI app does.
+    configure_tracing()
+    with command_span(sys.argv):
+        execute_from_command_line(sys.argv)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from uuid import UUID
 
@@ -31,6 +32,7 @@ from transfers.serializers import (
 from wallet_project.api import UUID_PATTERN, KeysetPagination, parse_uuid
 from wallet_project.errors import PROBLEM_CONTENT_TYPE
 from wallet_project.ratelimits import MoneyQuota, UserQuota, WalletOutgoingQuota
+from wallet_project.tracing import movement_span
 
 IDEMPOTENCY_PARAMETER = OpenApiParameter(
     name="Idempotency-Key",
@@ -75,11 +77,29 @@ def idempotent_response(
         reference=reference,
         audit_details=audit_details or {},
     )
-    result = execute_idempotent(req, operation)
-    content_type = PROBLEM_CONTENT_TYPE if result.status >= 400 else "application/json"
-    response = HttpResponse(result.body, status=result.status, content_type=content_type)
-    if result.replayed:
-        response["Idempotent-Replayed"] = "true"
+    details = audit_details or {}
+    kind = details.get("kind", "transfer")
+    # Deposits come from, and withdrawals go to, the currency's system wallet.
+    own_wallet = details.get("wallet_id")
+    with movement_span(
+        kind=kind,
+        source_wallet_id=details.get("source_wallet_id") or (own_wallet if kind == "withdrawal" else None),
+        destination_wallet_id=details.get("destination_wallet_id")
+        or (own_wallet if kind == "deposit" else None),
+        amount=details.get("amount", 0),
+        currency=None,  # services add it once they know the wallets
+    ) as movement:
+        result = execute_idempotent(req, operation)
+        content_type = PROBLEM_CONTENT_TYPE if result.status >= 400 else "application/json"
+        response = HttpResponse(result.body, status=result.status, content_type=content_type)
+        if result.replayed:
+            response["Idempotent-Replayed"] = "true"
+            outcome = "replayed"
+        elif result.status < 400:
+            outcome = "completed"
+        else:
+            outcome = json.loads(result.body).get("code", "failed")
+        movement.set_outcome(outcome, result.status)
     return response
 
 

@@ -35,6 +35,7 @@ from audit.services import audit_record
 from transfers.db import is_lock_timeout, is_retryable, violated_constraint
 from transfers.models import IdempotencyRecord
 from transfers.services import duplicate_reference_error, find_reference_owner
+from wallet_project import metrics
 from wallet_project.errors import render_problem, service_error_body
 from wallets.errors import (
     IdempotencyKeyInUse,
@@ -97,7 +98,9 @@ def normalize_path(path: str) -> str:
 
 def _replay(req: IdempotentRequest, record: IdempotencyRecord) -> StoredResponse:
     if (record.method, record.path, record.request_hash) != (req.method, req.path, req.request_hash):
+        metrics.record_idempotency("reused")
         raise IdempotencyKeyReused("This Idempotency-Key was already used for a different request.")
+    metrics.record_idempotency("replayed")
     return StoredResponse(status=record.status_code, body=bytes(record.response_body), replayed=True)
 
 
@@ -108,6 +111,7 @@ def _stored(req: IdempotentRequest) -> IdempotencyRecord | None:
 def _replay_stored(req: IdempotentRequest) -> StoredResponse:
     record = _stored(req)
     if record is None:  # the other request rolled back after all; ask the client to retry
+        metrics.record_idempotency("in_use")
         raise IdempotencyKeyInUse("A request with this key is in progress; retry shortly.")
     return _replay(req, record)
 

@@ -30,6 +30,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from transfers.models import Discrepancy, ReconciliationRun, Transfer
+from wallet_project import metrics
 from wallets.models import Wallet
 
 logger = logging.getLogger(__name__)
@@ -261,6 +262,7 @@ def reconciliation_run(
         run.error = f"{type(exc).__name__}: {exc}"[:2000]
         run.finished_at = timezone.now()
         run.save()
+        _record_metrics(run)
         logger.exception("reconciliation run %s failed", run.id)
         raise
     run.status = (
@@ -268,6 +270,7 @@ def reconciliation_run(
     )
     run.finished_at = timezone.now()
     run.save()
+    _record_metrics(run)
     log = logger.error if run.discrepancy_count else logger.info
     log(
         "reconciliation run %s: %s wallets, %s transfers, %s discrepancies",
@@ -277,6 +280,12 @@ def reconciliation_run(
         run.discrepancy_count,
     )
     return run
+
+
+def _record_metrics(run: ReconciliationRun) -> None:
+    metrics.record_reconciliation(
+        status=run.status, finished_at=run.finished_at, discrepancies=run.discrepancy_count, scope=run.scope
+    )
 
 
 def _save_found(run: ReconciliationRun, found: list[Discrepancy]) -> None:

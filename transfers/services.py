@@ -23,7 +23,10 @@ movement) and raise `wallets.errors.WalletError` subclasses on refusal.
 
 from __future__ import annotations
 
+import functools
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from uuid import UUID
 
@@ -31,16 +34,19 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Case, Value, When
 from django.utils import timezone
+from opentelemetry import trace
 
 from audit.models import AuditEvent
 from audit.services import audit_record
 from transfers.models import LedgerEntry, Transfer
+from wallet_project import metrics
 from wallets.errors import (
     BalanceLimitExceeded,
     CurrencyMismatch,
     DuplicateReference,
     InsufficientFunds,
     SameWallet,
+    WalletError,
     WalletNotActive,
     WalletNotFound,
 )
@@ -121,17 +127,51 @@ def _system_wallet(currency: str) -> Wallet:
     return Wallet(id=system_wallet_id(currency=currency), kind=Wallet.Kind.SYSTEM, currency=currency)
 
 
+def _metered(kind: str) -> Callable[[Callable[..., Transfer]], Callable[..., Transfer]]:
+    """Count each refusal once, by error code. Completed movements are counted on commit (_execute)."""
+
+    def decorate(service: Callable[..., Transfer]) -> Callable[..., Transfer]:
+        @functools.wraps(service)
+        def wrapper(**kwargs) -> Transfer:
+            try:
+                return service(**kwargs)
+            except WalletError as error:
+                metrics.record_movement(
+                    kind=kind,
+                    currency=getattr(error, "currency", ""),  # known once _execute has the wallets
+                    outcome=error.code,
+                    amount=kwargs["amount"],
+                )
+                raise
+
+        return wrapper
+
+    return decorate
+
+
 def _execute(m: _Movement) -> Transfer:
     """Lock, re-check, write. Runs inside the caller's transaction if there is one."""
+    try:
+        return _execute_locked(m)
+    except WalletError as error:
+        error.currency = m.source.currency
+        raise
+
+
+def _execute_locked(m: _Movement) -> Transfer:
     user_ids = sorted(w.id for w in (m.source, m.destination) if not w.is_system)
     with transaction.atomic(savepoint=False):
-        locked = {
-            w.id: w
-            for w in Wallet.objects.select_for_update(no_key=True)
-            .filter(pk__in=user_ids)
-            .order_by("pk")
-            .only("id", "kind", "currency", "balance", "status", "owner_id", "name", "created_at")
-        }
+        started = time.perf_counter()
+        try:
+            locked = {
+                w.id: w
+                for w in Wallet.objects.select_for_update(no_key=True)
+                .filter(pk__in=user_ids)
+                .order_by("pk")
+                .only("id", "kind", "currency", "balance", "status", "owner_id", "name", "created_at")
+            }
+        finally:  # a lock timeout is the longest wait of all; observe it too
+            metrics.observe_lock_wait(time.perf_counter() - started)
         source = locked.get(m.source.id, m.source)
         destination = locked.get(m.destination.id, m.destination)
         if not source.is_system:
@@ -163,6 +203,7 @@ def _execute(m: _Movement) -> Transfer:
             created_at=now,
         )
         transfer.save(force_insert=True)
+        trace.get_current_span().set_attribute("money.currency", transfer.currency)
         if m.kind == Transfer.Kind.TRANSFER:
             out_type, in_type = LedgerEntry.Type.TRANSFER_OUT, LedgerEntry.Type.TRANSFER_IN
         elif m.kind == Transfer.Kind.DEPOSIT:
@@ -209,9 +250,19 @@ def _execute(m: _Movement) -> Transfer:
                 "reference": m.reference,
             },
         )
+        transaction.on_commit(
+            functools.partial(
+                metrics.record_movement,
+                kind=m.kind,
+                currency=transfer.currency,
+                outcome="completed",
+                amount=m.amount,
+            )
+        )
     return transfer
 
 
+@_metered(Transfer.Kind.DEPOSIT)
 def deposit_create(
     *,
     wallet_id: UUID,
@@ -244,6 +295,7 @@ def deposit_create(
     )
 
 
+@_metered(Transfer.Kind.WITHDRAWAL)
 def withdrawal_create(
     *,
     wallet_id: UUID,
@@ -276,6 +328,7 @@ def withdrawal_create(
     )
 
 
+@_metered(Transfer.Kind.TRANSFER)
 def transfer_create(
     *,
     source_wallet_id: UUID,

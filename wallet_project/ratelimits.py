@@ -18,6 +18,7 @@ from rest_framework.exceptions import Throttled
 from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
 
+from wallet_project import metrics
 from wallet_project.errors import RateLimitUnavailable
 
 
@@ -63,8 +64,10 @@ class Quota(BaseThrottle):
             )
             if fail_open:
                 return True
+            metrics.record_rate_limited(self.scope, reason="unavailable")
             raise RateLimitUnavailable("Rate limiting is unavailable; retry shortly.")
         if usage["should_limit"]:
+            metrics.record_rate_limited(self.scope)
             self._wait = max(1, usage["time_left"])
             return False
         return True
@@ -154,6 +157,7 @@ class LoginGuard:
             if usage is None or (usage["limit"] == 0 and usage["time_left"] == -1):
                 continue  # disabled, or the store is down: fail open (reads setting applies)
             if usage["count"] >= usage["limit"]:
+                metrics.record_rate_limited(scope)
                 raise Throttled(
                     wait=max(1, usage["time_left"]), detail="Too many failed logins; retry later."
                 )

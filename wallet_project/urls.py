@@ -7,6 +7,7 @@ from transfers.api import TransferViewSet
 from users.api import LogoutView, MeView, RefreshView, RegisterView, TokenView
 from wallet_project.errors import api_not_found
 from wallet_project.health import healthz, readyz
+from wallet_project.metrics import metrics_view
 from wallets.api import WalletViewSet
 
 
@@ -37,6 +38,7 @@ urlpatterns = [
     re_path(r"^api/docs/?$", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     re_path(r"^healthz/?$", healthz, name="healthz"),
     re_path(r"^readyz/?$", readyz, name="readyz"),
+    re_path(r"^metrics/?$", metrics_view, name="metrics"),
     path("admin/", admin.site.urls),
     # Unknown API paths answer problem+json even when DEBUG shows HTML 404 pages elsewhere.
     re_path(r"^api/", api_not_found),

@@ -55,6 +55,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "wallet_project.metrics.MetricsMiddleware",
     "wallet_project.middleware.RequestContextMiddleware",
     "wallet_project.middleware.BodySizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -280,6 +281,11 @@ RATE_LIMIT_FAIL_OPEN_MONEY = env_bool("RATE_LIMIT_FAIL_OPEN_MONEY", False)
 # Number of trusted proxies in front of the app; the client IP is taken from
 # X-Forwarded-For that many hops from the right (0 = use REMOTE_ADDR).
 TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
+
+# --- Metrics (Prometheus, GET /metrics) -----------------------------------------
+# A scraper must present this bearer token (if set) and come from these networks (if set).
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+METRICS_ALLOWED_NETWORKS = env_list("METRICS_ALLOWED_NETWORKS", "127.0.0.1/32,::1/128")
 
 # "console" (human-readable) or "json" (one JSON object per line; the production default).
 LOG_FORMAT = os.environ.get("LOG_FORMAT", "console")
