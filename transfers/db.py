@@ -40,3 +40,25 @@ def is_retryable(exc: DatabaseError) -> bool:
 
 def is_lock_timeout(exc: DatabaseError) -> bool:
     return sqlstate(exc) == LOCK_NOT_AVAILABLE
+
+
+# Connection exceptions (class 08), the server shutting down or starting up
+# (57P01-57P03), and a write reaching a standby (25006, read_only_sql_transaction).
+_CONNECTION_STATES = {"57P01", "57P02", "57P03", "25006"}
+
+
+def is_connection_lost(exc: DatabaseError) -> bool:
+    """True when the statement failed because the connection (or its server) went away.
+
+    Such a failure is safe to retry on a new connection only where the work is
+    idempotent by construction (the money path, keyed by Idempotency-Key).
+    """
+    state = sqlstate(exc)
+    if state is not None:
+        return state.startswith("08") or state in _CONNECTION_STATES
+    message = str(exc).lower()
+    return any(
+        hint in message
+        for hint in ("server closed the connection", "connection is closed", "terminating connection",
+                     "could not connect", "connection refused", "consuming input failed", "connection failed")
+    )  # fmt: skip

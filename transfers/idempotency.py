@@ -20,6 +20,7 @@ import hashlib
 import json
 import logging
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -27,12 +28,12 @@ from typing import Any
 from uuid import UUID
 
 from django.conf import settings
-from django.db import DatabaseError, IntegrityError, OperationalError, transaction
+from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from audit.models import AuditEvent
 from audit.services import audit_record
-from transfers.db import is_lock_timeout, is_retryable, violated_constraint
+from transfers.db import is_connection_lost, is_lock_timeout, is_retryable, violated_constraint
 from transfers.models import IdempotencyRecord
 from transfers.services import duplicate_reference_error, find_reference_owner
 from wallet_project import metrics
@@ -156,44 +157,71 @@ def _store_failure(req: IdempotentRequest, error: WalletError) -> StoredResponse
 
 
 def execute_idempotent(req: IdempotentRequest, operation: Operation) -> StoredResponse:
-    """Run `operation` at most once per (user, key) and return its stored response."""
-    record = _stored(req)
-    if record is not None:
-        return _replay(req, record)
+    """Run `operation` at most once per (user, key) and return its stored response.
 
+    Deadlocks and serialization failures are retried at once. A lost database
+    connection (a failover, a restart) is retried on a fresh connection after a
+    short back-off, starting again from the idempotency lookup: because the
+    record commits with the movement, a retry after an unknown COMMIT outcome
+    either replays the committed result or runs the movement for the first time,
+    never twice.
+    """
     attempts = settings.MONEY_TX_RETRIES + 1
-    for attempt in range(1, attempts + 1):
+    reconnects = 0
+    attempt = 0
+    while True:
+        attempt += 1
         try:
-            with transaction.atomic():
-                status, body, transfer_id = operation()
-                _record(req, status, body, transfer_id)
-            return StoredResponse(status=status, body=body, replayed=False)
-        except WalletError as error:
-            if isinstance(error, ServiceBusy):
-                raise
-            return _store_failure(req, error)
-        except IntegrityError as exc:
-            if violated_constraint(
-                exc, table="transfers_idempotencyrecord", name=IDEMPOTENCY_CONSTRAINT, columns=("key",)
-            ):
-                return _replay_stored(req)
-            if req.reference is not None and violated_constraint(
-                exc, table="transfers_transfer", name=REFERENCE_CONSTRAINT, columns=("reference",)
-            ):
-                original = find_reference_owner(wallet_id=req.reference_wallet_id, reference=req.reference)
-                if original is not None:
-                    return _store_failure(req, duplicate_reference_error(original))
-            raise
+            return _execute_once(req, operation)
         except OperationalError as exc:
             if is_lock_timeout(exc):
                 raise ServiceBusy("The wallet is busy; retry shortly.") from exc
+            if is_connection_lost(exc) and reconnects < settings.DB_RECONNECT_ATTEMPTS:
+                reconnects += 1
+                delay = settings.DB_RECONNECT_BACKOFF_SECONDS * (2 ** (reconnects - 1))
+                logger.warning("database connection lost (%s); reconnecting in %.2fs", exc, delay)
+                connection.close()
+                time.sleep(delay)
+                continue
             if is_retryable(exc) and attempt < attempts:
                 logger.warning("retrying money transaction after %s (attempt %d)", exc, attempt)
                 continue
             raise
-        except DatabaseError:
+        except InterfaceError as exc:  # the connection was already closed under us
+            if reconnects < settings.DB_RECONNECT_ATTEMPTS:
+                reconnects += 1
+                logger.warning("database connection unusable (%s); reconnecting", exc)
+                connection.close()
+                time.sleep(settings.DB_RECONNECT_BACKOFF_SECONDS * (2 ** (reconnects - 1)))
+                continue
             raise
-    raise AssertionError("unreachable")
+
+
+def _execute_once(req: IdempotentRequest, operation: Operation) -> StoredResponse:
+    record = _stored(req)
+    if record is not None:
+        return _replay(req, record)
+    try:
+        with transaction.atomic():
+            status, body, transfer_id = operation()
+            _record(req, status, body, transfer_id)
+        return StoredResponse(status=status, body=body, replayed=False)
+    except WalletError as error:
+        if isinstance(error, ServiceBusy):
+            raise
+        return _store_failure(req, error)
+    except IntegrityError as exc:
+        if violated_constraint(
+            exc, table="transfers_idempotencyrecord", name=IDEMPOTENCY_CONSTRAINT, columns=("key",)
+        ):
+            return _replay_stored(req)
+        if req.reference is not None and violated_constraint(
+            exc, table="transfers_transfer", name=REFERENCE_CONSTRAINT, columns=("reference",)
+        ):
+            original = find_reference_owner(wallet_id=req.reference_wallet_id, reference=req.reference)
+            if original is not None:
+                return _store_failure(req, duplicate_reference_error(original))
+        raise
 
 
 def idempotency_cleanup(

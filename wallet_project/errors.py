@@ -13,6 +13,7 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
+from django.db import InterfaceError, OperationalError, connection
 from django.http import Http404, HttpRequest, HttpResponse
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.renderers import JSONRenderer
@@ -58,6 +59,13 @@ class RateLimitUnavailable(ServiceError):
     code = "rate_limit_unavailable"
     status = 503
     title = "Rate limiting unavailable"
+    retry_after = 1
+
+
+class DatabaseUnavailable(ServiceError):
+    code = "database_unavailable"
+    status = 503
+    title = "Database unavailable"
     retry_after = 1
 
 
@@ -141,6 +149,12 @@ def exception_to_problem(exc: Exception) -> tuple[dict[str, Any], dict[str, str]
         return service_error_body(exc), headers
     if isinstance(exc, RequestDataTooBig):
         return service_error_body(PayloadTooLarge(str(exc))), headers
+    if isinstance(exc, (OperationalError, InterfaceError)) and _connection_lost(exc):
+        # A failover or restart: nothing was acknowledged, so the client may retry
+        # (money requests with the same Idempotency-Key).
+        connection.close()
+        error = DatabaseUnavailable("The database is unavailable; retry shortly.")
+        return service_error_body(error), {"Retry-After": str(error.retry_after)}
     if isinstance(exc, Http404):
         exc = drf_exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
@@ -174,6 +188,12 @@ def exception_to_problem(exc: Exception) -> tuple[dict[str, Any], dict[str, str]
             headers["WWW-Authenticate"] = 'Bearer realm="api"'
         return problem_body(status=exc.status_code, code=code, title=title, detail=str(detail)), headers
     return None
+
+
+def _connection_lost(exc: Exception) -> bool:
+    from transfers.db import is_connection_lost
+
+    return isinstance(exc, InterfaceError) or is_connection_lost(exc)
 
 
 def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:

@@ -188,6 +188,10 @@ MAX_MOVEMENT_AMOUNT = env_int("MAX_MOVEMENT_AMOUNT", 10**15)
 IDEMPOTENCY_KEY_TTL_HOURS = max(24, env_int("IDEMPOTENCY_KEY_TTL_HOURS", 24))
 # Deadlock or serialization failures are retried this many times before giving up.
 MONEY_TX_RETRIES = env_int("MONEY_TX_RETRIES", 3)
+# A money request whose database connection is lost (failover, restart) reconnects and
+# retries this many times, waiting DB_RECONNECT_BACKOFF_SECONDS, doubling each time.
+DB_RECONNECT_ATTEMPTS = env_int("DB_RECONNECT_ATTEMPTS", 5)
+DB_RECONNECT_BACKOFF_SECONDS = float(os.environ.get("DB_RECONNECT_BACKOFF_SECONDS", "0.2"))
 
 # --- Redis: cache, Celery broker and results, rate-limit counters ---------------
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")

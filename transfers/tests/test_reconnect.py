@@ -1,0 +1,95 @@
+"""A money request survives its database connection dying under it (failover, restart)."""
+
+import psycopg
+import pytest
+from django.db import connection
+
+from conftest import idem
+from transfers import idempotency
+from transfers.models import IdempotencyRecord, Transfer
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def kill_current_backend() -> None:
+    """Terminate the Django connection's server process from a separate admin connection."""
+    pid = connection.connection.info.backend_pid
+    params = connection.get_connection_params()
+    params.pop("cursor_factory", None)
+    params.pop("context", None)
+    with psycopg.connect(autocommit=True, **params) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", [pid])
+
+
+def test_a_lost_connection_before_the_movement_is_retried_once(
+    make_user, make_wallet, api_client, monkeypatch
+):
+    user = make_user()
+    wallet = make_wallet(user, balance=1000)
+    original = idempotency._stored
+    calls = {"n": 0}
+
+    def flaky_stored(req):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            kill_current_backend()
+        return original(req)
+
+    monkeypatch.setattr(idempotency, "_stored", flaky_stored)
+    response = api_client(user).post(
+        f"/api/v1/wallets/{wallet.id}/withdrawals", {"amount": 300}, format="json", **idem()
+    )
+
+    assert response.status_code == 201, response.content
+    assert calls["n"] == 2  # the lookup ran again on a fresh connection
+    wallet.refresh_from_db()
+    assert wallet.balance == 700
+    assert Transfer.objects.filter(kind="withdrawal").count() == 1
+
+
+def test_a_connection_lost_before_commit_rolls_back_and_runs_exactly_once(
+    make_user, make_wallet, api_client, monkeypatch
+):
+    user = make_user()
+    wallet = make_wallet(user, balance=1000)
+    original = idempotency._record
+    calls = {"n": 0}
+
+    def dying_record(req, status, body, transfer_id):
+        original(req, status, body, transfer_id)
+        calls["n"] += 1
+        if calls["n"] == 1:
+            kill_current_backend()  # the COMMIT that follows never reaches the server
+
+    monkeypatch.setattr(idempotency, "_record", dying_record)
+    key = idem()
+    response = api_client(user).post(
+        f"/api/v1/wallets/{wallet.id}/withdrawals", {"amount": 250}, format="json", **key
+    )
+
+    assert response.status_code == 201, response.content
+    assert calls["n"] == 2
+    wallet.refresh_from_db()
+    assert wallet.balance == 750
+    assert Transfer.objects.filter(kind="withdrawal").count() == 1
+    assert IdempotencyRecord.objects.filter(key=key["HTTP_IDEMPOTENCY_KEY"]).count() == 1
+
+
+def test_a_read_that_loses_its_connection_answers_503_not_500(
+    make_user, make_wallet, api_client, monkeypatch
+):
+    from transfers import selectors
+
+    user = make_user()
+    wallet = make_wallet(user)
+    original = selectors.wallet_history
+
+    def dying_history(**kwargs):
+        kill_current_backend()
+        return original(**kwargs)
+
+    monkeypatch.setattr(selectors, "wallet_history", dying_history)
+    response = api_client(user).get(f"/api/v1/wallets/{wallet.id}/transactions")
+    assert response.status_code == 503, response.content
+    assert response.json()["code"] == "database_unavailable"
+    assert response["Retry-After"] == "1"
