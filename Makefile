@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 export DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/wallet
 
-.PHONY: run test lint format migrate bench clean worker beat redis
+.PHONY: run test lint format migrate bench clean worker beat audit
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -27,6 +27,7 @@ test: $(VENV)/.installed
 	scripts/ensure_redis.sh
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/bandit -c bandit.yaml -r . -q
 	$(BIN)/python manage.py makemigrations --check --dry-run --settings=wallet_project.settings.test
 	$(BIN)/pytest
 
@@ -40,6 +41,11 @@ beat: $(VENV)/.installed
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/bandit -c bandit.yaml -r . -q
+
+## make audit: known vulnerabilities in the pinned requirements (needs network; CI does not run it)
+audit: $(VENV)/.installed
+	$(BIN)/pip-audit -r requirements.txt --progress-spinner off
 
 format: $(VENV)/.installed
 	$(BIN)/ruff check --fix .

@@ -126,12 +126,11 @@ class TokenView(TokenObtainPairView):
         raw = request.data.get("username") if isinstance(request.data, dict) else None
         username = raw if isinstance(raw, str) else ""
         guard = LoginGuard(request, username)
-        guard.check()
+        guard.attempt()
         serializer = self.get_serializer(data=request.data)
         try:
             serializer.is_valid(raise_exception=True)
         except AuthenticationFailed:
-            guard.record_failure()
             audit_record(
                 action=AuditEvent.Action.LOGIN_FAILED,
                 actor_label=username,
@@ -142,6 +141,7 @@ class TokenView(TokenObtainPairView):
             raise
         except TokenError as exc:
             raise InvalidToken(exc.args[0]) from exc
+        guard.succeeded()
         audit_record(
             action=AuditEvent.Action.LOGIN_SUCCEEDED,
             actor_id=serializer.user.id,

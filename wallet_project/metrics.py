@@ -417,7 +417,10 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
     if reason is not None:
         logger.warning("metrics scrape refused from %s: %s", request.META.get("REMOTE_ADDR", "?"), reason)
         body = problem_body(
-            status=403, code="forbidden", title="Forbidden", detail="Metrics are not available to you."
+            status=403,
+            code="permission_denied",
+            title="Permission denied",
+            detail="Metrics are not available to you.",
         )
         return problem_response(body)
     response = HttpResponse(scrape(), content_type=CONTENT_TYPE_LATEST)

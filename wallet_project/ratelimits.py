@@ -9,11 +9,13 @@ these classes pick the key (user, client IP, source wallet), the budget
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 from uuid import UUID
 
 from django.conf import settings
-from django_ratelimit.core import get_usage
+from django.core.cache import caches
+from django_ratelimit.core import ALL, _get_window, _make_cache_key, _split_rate, get_usage
 from rest_framework.exceptions import Throttled
 from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
@@ -122,12 +124,16 @@ class AnonQuota(Quota):
 
 
 class LoginGuard:
-    """Brute-force protection for `auth/token`: failed attempts per client IP and per username.
+    """Brute-force protection for logins: failed attempts per client IP and per username.
 
-    Only failures count. Once either budget (RATE_LIMITS["login_ip"], ["login_user"])
-    is spent, further attempts are refused with 429 before the password is even
-    checked, until the window ends. The per-username budget also stops an attacker
-    who rotates IPs; it is time-boxed so it cannot lock a user out for long.
+    Every attempt is counted *before* the password is checked (so guesses sent in
+    parallel cannot all slip through between a check and a count), and a
+    successful login gives its count back. Once either budget
+    (RATE_LIMITS["login_ip"], ["login_user"]) is spent, attempts are refused with
+    429 until the window ends. The per-username budget also stops an attacker who
+    rotates IPs; it is time-boxed so it cannot lock a user out for long. If the
+    counter store is down, RATE_LIMIT_FAIL_OPEN_LOGIN decides (default: refuse,
+    503; issued tokens keep working).
     """
 
     def __init__(self, request: Any, username: str) -> None:
@@ -136,32 +142,38 @@ class LoginGuard:
             "login_ip": f"ip{client_ip(request)}",
             "login_user": f"user{username.strip().lower()[:150]}",
         }
+        self._counted: list[str] = []
 
-    def _usage(self, scope: str, *, increment: bool) -> dict | None:
-        key = self.keys[scope]
-        rate = settings.RATE_LIMITS.get(scope)
-        if not rate:
-            return None
-        return get_usage(
-            self.request,
-            group=f"quota:{scope}",
-            key=lambda group, req: key,
-            rate=rate,
-            increment=increment,
-        )
-
-    def check(self) -> None:
-        """Raise Throttled if this IP or username has used up its failed attempts."""
-        for scope in self.keys:
-            usage = self._usage(scope, increment=False)
-            if usage is None or (usage["limit"] == 0 and usage["time_left"] == -1):
-                continue  # disabled, or the store is down: fail open (reads setting applies)
-            if usage["count"] >= usage["limit"]:
+    def attempt(self) -> None:
+        """Count this attempt; raise Throttled if this IP or username is over budget."""
+        for scope, key in self.keys.items():
+            rate = settings.RATE_LIMITS.get(scope)
+            if not rate:
+                continue
+            usage = get_usage(
+                self.request, group=f"quota:{scope}", key=lambda g, r, k=key: k, rate=rate, increment=True
+            )
+            if usage is None:
+                continue
+            if usage["limit"] == 0 and usage["time_left"] == -1:  # the counter store is unreachable
+                if settings.RATE_LIMIT_FAIL_OPEN_LOGIN:
+                    continue
+                metrics.record_rate_limited(scope, reason="unavailable")
+                raise RateLimitUnavailable("Login is unavailable; retry shortly.")
+            self._counted.append(scope)
+            if usage["should_limit"]:
                 metrics.record_rate_limited(scope)
                 raise Throttled(
                     wait=max(1, usage["time_left"]), detail="Too many failed logins; retry later."
                 )
 
-    def record_failure(self) -> None:
-        for scope in self.keys:
-            self._usage(scope, increment=True)
+    def succeeded(self) -> None:
+        """A correct password: give back the attempts counted for this request."""
+        for scope in self._counted:
+            rate = settings.RATE_LIMITS[scope]
+            key = self.keys[scope]
+            _, period = _split_rate(rate)
+            cache_key = _make_cache_key(f"quota:{scope}", _get_window(key, period), rate, key, ALL)
+            # ValueError: the window rolled over meanwhile, so there is nothing to give back.
+            with contextlib.suppress(ValueError):
+                caches[settings.RATELIMIT_USE_CACHE].decr(cache_key)

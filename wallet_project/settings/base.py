@@ -36,7 +36,7 @@ DEBUG = env_bool("DJANGO_DEBUG", False)
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "wallet_project.apps.WalletAdminConfig",  # django.contrib.admin with a guarded login
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -276,12 +276,14 @@ RATE_LIMITS = {
     "anon": os.environ.get("RATE_LIMIT_ANON", "30/m"),
     # failed logins per client IP and per username; over budget -> 429 until the window ends
     "login_ip": os.environ.get("RATE_LIMIT_LOGIN_IP", "20/10m"),
-    "login_user": os.environ.get("RATE_LIMIT_LOGIN_USER", "5/10m"),
+    "login_user": os.environ.get("RATE_LIMIT_LOGIN_USER", "10/10m"),
 }
 # When the rate-limit store (Redis) is unreachable: true lets requests through,
 # false refuses them with 503 rate_limit_unavailable.
 RATE_LIMIT_FAIL_OPEN_READS = env_bool("RATE_LIMIT_FAIL_OPEN_READS", True)
 RATE_LIMIT_FAIL_OPEN_MONEY = env_bool("RATE_LIMIT_FAIL_OPEN_MONEY", False)
+# Logins without brute-force counters are refused (503) unless this is true.
+RATE_LIMIT_FAIL_OPEN_LOGIN = env_bool("RATE_LIMIT_FAIL_OPEN_LOGIN", False)
 # Number of trusted proxies in front of the app; the client IP is taken from
 # X-Forwarded-For that many hops from the right (0 = use REMOTE_ADDR).
 TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)

@@ -84,7 +84,7 @@ def assert_forbidden(response: HttpResponse) -> None:
     assert response.status_code == 403, response.content
     assert response["Content-Type"] == PROBLEM
     body = json.loads(response.content)
-    assert (body["code"], body["status"]) == ("forbidden", 403)
+    assert (body["code"], body["status"]) == ("permission_denied", 403)
     assert b"wallet_" not in response.content
 
 

@@ -1,0 +1,128 @@
+"""Production settings: `check --deploy` passes with real values and nothing loads without them.
+
+Each case runs in a subprocess, because production settings are read once per process
+and refuse to import at all when a required value is missing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+
+import pytest
+from django.conf import settings
+
+MANAGE = str(settings.BASE_DIR / "manage.py")
+PRODUCTION = "wallet_project.settings.production"
+
+
+def production_env(**overrides: str | None) -> dict[str, str]:
+    """A realistic production environment; an override of None removes the variable."""
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("DJANGO_", "JWT_", "DATABASE_URL", "SECURE_", "LOG_"))
+    }
+    env.update(
+        DJANGO_SETTINGS_MODULE=PRODUCTION,
+        DJANGO_SECRET_KEY=secrets.token_urlsafe(64),
+        JWT_SIGNING_KEY=secrets.token_urlsafe(64),
+        DJANGO_ALLOWED_HOSTS="wallet.example.com",
+        DJANGO_CSRF_TRUSTED_ORIGINS="https://wallet.example.com",
+        DATABASE_URL="postgres://wallet_app:app-password@db.internal:5432/wallet",
+    )
+    for name, value in overrides.items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
+    return env
+
+
+def run(*args: str, **overrides: str | None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, *args],
+        env=production_env(**overrides),
+        cwd=settings.BASE_DIR,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def deploy_check(**overrides: str | None) -> subprocess.CompletedProcess[str]:
+    return run(MANAGE, "check", "--deploy", "--fail-level", "WARNING", **overrides)
+
+
+def test_production_settings_pass_the_deploy_check():
+    result = deploy_check()
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_production_settings_are_hardened():
+    code = (
+        "import json; from django.conf import settings as s; print(json.dumps({"
+        "'debug': s.DEBUG, 'hsts': s.SECURE_HSTS_SECONDS, 'ssl_redirect': s.SECURE_SSL_REDIRECT,"
+        "'proxy': list(s.SECURE_PROXY_SSL_HEADER), 'session_secure': s.SESSION_COOKIE_SECURE,"
+        "'csrf_secure': s.CSRF_COOKIE_SECURE, 'hosts': s.ALLOWED_HOSTS, 'origins': s.CSRF_TRUSTED_ORIGINS,"
+        "'jwt_key_is_secret_key': s.SIMPLE_JWT['SIGNING_KEY'] == s.SECRET_KEY,"
+        "'jwt_key': s.SIMPLE_JWT['SIGNING_KEY']}))"
+    )
+    jwt_key = secrets.token_urlsafe(64)
+
+    result = run(MANAGE, "shell", "-c", code, JWT_SIGNING_KEY=jwt_key)
+
+    assert result.returncode == 0, result.stderr
+    values = json.loads(result.stdout.strip().splitlines()[-1])
+    assert values["debug"] is False
+    assert values["hsts"] >= 31536000
+    assert values["ssl_redirect"] is True
+    assert values["proxy"] == ["HTTP_X_FORWARDED_PROTO", "https"]
+    assert values["session_secure"] and values["csrf_secure"]
+    assert values["hosts"] == ["wallet.example.com"]
+    assert values["origins"] == ["https://wallet.example.com"]
+    assert values["jwt_key"] == jwt_key
+    assert values["jwt_key_is_secret_key"] is False
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"DJANGO_SECRET_KEY": None}, "DJANGO_SECRET_KEY must be set"),
+        ({"DJANGO_SECRET_KEY": ""}, "DJANGO_SECRET_KEY must be set"),
+        ({"JWT_SIGNING_KEY": None}, "JWT_SIGNING_KEY must be set"),
+        ({"JWT_SIGNING_KEY": ""}, "JWT_SIGNING_KEY must be set"),
+        ({"DATABASE_URL": "sqlite:////tmp/wallet.sqlite3"}, "production runs on PostgreSQL"),
+    ],
+    ids=["no-secret-key", "empty-secret-key", "no-jwt-key", "empty-jwt-key", "sqlite"],
+)
+def test_production_settings_refuse_to_load_without_real_values(overrides, message):
+    result = run(MANAGE, "check", **overrides)
+
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr
+    assert message in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("overrides", "warning"),
+    [
+        ({"DJANGO_SECRET_KEY": "too-short-to-be-a-real-key"}, "security.W009"),
+        ({"DJANGO_ALLOWED_HOSTS": None}, "security.W020"),
+        ({"DJANGO_SECURE_HSTS_SECONDS": "0"}, "security.W004"),
+        ({"DJANGO_SECURE_SSL_REDIRECT": "false"}, "security.W008"),
+    ],
+    ids=["weak-secret-key", "no-allowed-hosts", "no-hsts", "no-ssl-redirect"],
+)
+def test_the_deploy_check_fails_on_a_weakened_configuration(overrides, warning):
+    """The check this module relies on does catch what it is meant to catch."""
+    result = deploy_check(**overrides)
+
+    assert result.returncode != 0
+    assert warning in result.stdout + result.stderr
