@@ -1,12 +1,50 @@
+"""Bearer-JWT authentication that records the user for logs and audit, without a query per request.
+
+simplejwt's JWTAuthentication loads the user row on every request to check it still
+exists and is active. This one reads the same few columns through the cache
+(wallet_project.cache), invalidated when the user row changes (users.signals), so a
+deactivated or deleted user is refused on the next request while a normal request
+costs no user query. With Redis down it falls back to the database.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth import get_user_model
 from drf_spectacular.contrib.rest_framework_simplejwt import SimpleJWTScheme
 from rest_framework.request import Request
 from rest_framework_simplejwt.authentication import JWTAuthentication
+from rest_framework_simplejwt.exceptions import AuthenticationFailed, InvalidToken
+from rest_framework_simplejwt.settings import api_settings
 
+from wallet_project.cache import cached
 from wallet_project.context import user_id_var
+
+USER_AUTH_CACHE = "user-auth"
+USER_AUTH_TIMEOUT = 60  # bounds staleness should an invalidation be lost while Redis flaps
+_USER_FIELDS = ("id", "username", "email", "is_active", "is_staff", "is_superuser", "date_joined")
+
+
+def _load_user(user_id: Any) -> dict[str, Any] | None:
+    return get_user_model().objects.filter(pk=user_id).values(*_USER_FIELDS).first()
 
 
 class ContextJWTAuthentication(JWTAuthentication):
-    """simplejwt's bearer authentication, also recording the user for logs and the audit trail."""
+    def get_user(self, validated_token: Any):  # type: ignore[override]
+        try:
+            user_id = validated_token[api_settings.USER_ID_CLAIM]
+        except KeyError:
+            raise InvalidToken("Token contained no recognizable user identification") from None
+        data = cached(USER_AUTH_CACHE, user_id, lambda: _load_user(user_id), timeout=USER_AUTH_TIMEOUT)
+        if data is None:
+            raise AuthenticationFailed("User not found", code="user_not_found")
+        if not data["is_active"]:
+            raise AuthenticationFailed("User is inactive", code="user_inactive")
+        user = get_user_model()(**data)
+        user._state.adding = False
+        user._state.db = "default"
+        return user
 
     def authenticate(self, request: Request):  # type: ignore[override]
         result = super().authenticate(request)

@@ -1,0 +1,14 @@
+"""Keep the authentication cache honest: any change to a user retires its cached row on commit."""
+
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
+
+from users.models import User
+from wallet_project.authentication import USER_AUTH_CACHE
+from wallet_project.cache import invalidate_on_commit
+
+
+@receiver(post_save, sender=User, dispatch_uid="users_auth_cache_save")
+@receiver(post_delete, sender=User, dispatch_uid="users_auth_cache_delete")
+def _retire_cached_user(sender, instance: User, **kwargs) -> None:
+    invalidate_on_commit(USER_AUTH_CACHE, instance.pk)

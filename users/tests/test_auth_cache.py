@@ -1,0 +1,41 @@
+"""Authentication reads the user through a cache; a change to the user must apply at once."""
+
+import pytest
+
+from wallet_project.authentication import USER_AUTH_CACHE
+from wallet_project.cache import peek
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_a_deactivated_user_is_refused_on_the_next_request_even_when_cached(make_user, api_client):
+    user = make_user()
+    client = api_client(user)
+    assert client.get("/api/v1/auth/me").status_code == 200
+    assert peek(USER_AUTH_CACHE, user.id)["is_active"] is True  # really served from the cache
+
+    user.is_active = False
+    user.save()  # commits; the cached row is retired on commit
+
+    response = client.get("/api/v1/wallets")
+    assert response.status_code == 401
+    assert response.json()["code"] == "not_authenticated"
+
+
+def test_a_deleted_user_is_refused_even_when_cached(make_user, api_client):
+    user = make_user()
+    client = api_client(user)
+    assert client.get("/api/v1/wallets").status_code == 200
+    user.delete()
+    assert client.get("/api/v1/wallets").status_code == 401
+
+
+def test_authenticated_requests_need_no_user_query_once_cached(
+    make_user, api_client, django_assert_num_queries
+):
+    user = make_user()
+    client = api_client(user)
+    client.get("/api/v1/auth/me")
+    with django_assert_num_queries(0):
+        response = client.get("/api/v1/auth/me")
+    assert response.json()["username"] == user.username
