@@ -21,7 +21,7 @@ def _ip(value: str | None) -> str | None:
         return None
 
 
-def audit_record(
+def audit_event(
     *,
     action: str,
     actor_id: int | None = None,
@@ -33,10 +33,10 @@ def audit_record(
     outcome: str = "ok",
     details: dict[str, Any] | None = None,
 ) -> AuditEvent:
-    """Append one event. Client IP, user agent, request id and (by default) the actor
+    """An unsaved event. Client IP, user agent, request id and (by default) the actor
     come from the request context set by RequestContextMiddleware."""
     ctx = context.current()
-    return AuditEvent.objects.create(
+    return AuditEvent(
         action=action,
         actor_id=actor_id if actor_id is not None else ctx.user_id,
         actor_label=actor_label[:150],
@@ -50,3 +50,10 @@ def audit_record(
         request_id=ctx.request_id or "",
         details=details or {},
     )
+
+
+def audit_record(**fields: Any) -> AuditEvent:
+    """Append one event (see audit_event for the fields); call inside the action's transaction."""
+    event = audit_event(**fields)
+    event.save(force_insert=True)
+    return event

@@ -31,14 +31,15 @@ from dataclasses import dataclass
 from uuid import UUID
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Case, Value, When
 from django.utils import timezone
 from opentelemetry import trace
 
 from audit.models import AuditEvent
-from audit.services import audit_record
+from audit.services import audit_event
 from transfers.models import LedgerEntry, Transfer
+from transfers.sql import write_movement
 from wallet_project import metrics
 from wallets.errors import (
     BalanceLimitExceeded,
@@ -202,42 +203,34 @@ def _execute_locked(m: _Movement) -> Transfer:
             initiated_by_id=m.initiated_by_id,
             created_at=now,
         )
-        transfer.save(force_insert=True)
-        trace.get_current_span().set_attribute("money.currency", transfer.currency)
         if m.kind == Transfer.Kind.TRANSFER:
             out_type, in_type = LedgerEntry.Type.TRANSFER_OUT, LedgerEntry.Type.TRANSFER_IN
         elif m.kind == Transfer.Kind.DEPOSIT:
             out_type = in_type = LedgerEntry.Type.DEPOSIT
         else:
             out_type = in_type = LedgerEntry.Type.WITHDRAWAL
-        LedgerEntry.objects.bulk_create(
-            [
-                LedgerEntry(
-                    transfer=transfer,
-                    wallet_id=source.id,
-                    type=out_type,
-                    amount=-m.amount,
-                    balance_after=None if source.is_system else source.balance,
-                    created_at=now,
-                ),
-                LedgerEntry(
-                    transfer=transfer,
-                    wallet_id=destination.id,
-                    type=in_type,
-                    amount=m.amount,
-                    balance_after=None if destination.is_system else destination.balance,
-                    created_at=now,
-                ),
-            ]
-        )
+        entries = [
+            LedgerEntry(
+                transfer=transfer,
+                wallet_id=source.id,
+                type=out_type,
+                amount=-m.amount,
+                balance_after=None if source.is_system else source.balance,
+                created_at=now,
+            ),
+            LedgerEntry(
+                transfer=transfer,
+                wallet_id=destination.id,
+                type=in_type,
+                amount=m.amount,
+                balance_after=None if destination.is_system else destination.balance,
+                created_at=now,
+            ),
+        ]
         changed = [w for w in (source, destination) if not w.is_system]
-        Wallet.objects.filter(pk__in=[w.id for w in changed]).update(
-            balance=Case(*[When(pk=w.id, then=Value(w.balance)) for w in changed]),
-            updated_at=now,
-        )
         for w in changed:
             w.updated_at = now
-        audit_record(
+        audit = audit_event(
             action=_AUDIT_ACTIONS[m.kind],
             actor_id=m.initiated_by_id,
             target_type="transfer",
@@ -250,6 +243,18 @@ def _execute_locked(m: _Movement) -> Transfer:
                 "reference": m.reference,
             },
         )
+        if connection.vendor == "postgresql":
+            # One round trip while the locks are held (transfers/sql.py).
+            write_movement(transfer=transfer, entries=entries, wallets=changed, audit=audit, now=now)
+        else:
+            transfer.save(force_insert=True)
+            LedgerEntry.objects.bulk_create(entries)
+            Wallet.objects.filter(pk__in=[w.id for w in changed]).update(
+                balance=Case(*[When(pk=w.id, then=Value(w.balance)) for w in changed]),
+                updated_at=now,
+            )
+            audit.save(force_insert=True)
+        trace.get_current_span().set_attribute("money.currency", transfer.currency)
         transaction.on_commit(
             functools.partial(
                 metrics.record_movement,

@@ -616,14 +616,11 @@ def test_transfer_post_query_budget(api_client, world, django_assert_max_num_que
     # 3 SELECT both wallets (ownership, currency, status; no lock)
     # 4 SELECT transfer by (wallet, reference) (duplicate reference check; only with a reference)
     # 5 SELECT ... FOR NO KEY UPDATE both wallets, ordered by id (the lock window opens)
-    # 6 INSERT transfer
-    # 7 INSERT both ledger entries (one bulk statement)
-    # 8 UPDATE both wallet balances (one statement)
-    # 9 INSERT audit event (same transaction as the movement)
-    # 10 INSERT idempotency record
-    # 11 RELEASE SAVEPOINT (the lock window closes at COMMIT)
+    # 6 one statement: INSERT transfer, both ledger entries and the audit event, UPDATE both balances
+    # 7 INSERT idempotency record
+    # 8 RELEASE SAVEPOINT (the lock window closes at COMMIT)
     client.get("/api/v1/auth/me")  # warm the authentication cache, as any earlier request would
-    with django_assert_max_num_queries(11):
+    with django_assert_max_num_queries(8):
         response = client.post(url, data, format="json", **key())
 
     assert response.status_code == 201, response.content
@@ -645,14 +642,11 @@ def test_deposit_post_query_budget(
     # 3 SELECT the wallet (ownership, status; no lock)
     # 4 SELECT transfer by (wallet, reference) (duplicate reference check)
     # 5 SELECT ... FOR NO KEY UPDATE the user wallet (the system wallet is never locked)
-    # 6 INSERT transfer
-    # 7 INSERT both ledger entries
-    # 8 UPDATE the wallet balance
-    # 9 INSERT audit event (same transaction as the movement)
-    # 10 INSERT idempotency record
-    # 11 RELEASE SAVEPOINT
+    # 6 one statement: INSERT transfer, both ledger entries and the audit event, UPDATE the balance
+    # 7 INSERT idempotency record
+    # 8 RELEASE SAVEPOINT
     client.get("/api/v1/auth/me")  # warm the authentication cache
-    with django_assert_max_num_queries(11):
+    with django_assert_max_num_queries(8):
         response = client.post(url, data, format="json", **key())
 
     assert response.status_code == 201, response.content
