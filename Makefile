@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 export DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/wallet
 
-.PHONY: run test lint format migrate bench clean worker beat audit
+.PHONY: run test lint format migrate bench clean worker beat audit drills
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -37,6 +37,12 @@ worker: $(VENV)/.installed
 
 beat: $(VENV)/.installed
 	$(BIN)/celery -A wallet_project beat -l info --schedule=$${CELERY_BEAT_SCHEDULE_FILE:-/tmp/wallet-celerybeat-schedule}
+
+## make drills: operational drills (PITR, failover) on throwaway PostgreSQL clusters on spare ports
+drills: $(VENV)/.installed
+	scripts/ensure_postgres.sh
+	scripts/ensure_redis.sh
+	$(BIN)/pytest -m drill -p no:cacheprovider
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .
