@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 export DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/wallet
 
-.PHONY: run test lint format migrate bench clean worker beat audit drills
+.PHONY: run test lint format migrate serve bench clean worker beat audit drills
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -30,6 +30,24 @@ test: $(VENV)/.installed
 	$(BIN)/bandit -c bandit.yaml -r . -q
 	$(BIN)/python manage.py makemigrations --check --dry-run --settings=wallet_project.settings.test
 	$(BIN)/pytest
+
+## make migrate: apply migrations to DATABASE_URL, as the deploy step does (deploy/migrate.sh)
+migrate: $(VENV)/.installed
+	PATH="$(CURDIR)/$(BIN):$$PATH" sh deploy/migrate.sh
+
+## make serve: the production-like server: gunicorn (gunicorn.conf.py) with production
+## settings against DATABASE_URL on http://127.0.0.1:8000. Needs DJANGO_SECRET_KEY and
+## JWT_SIGNING_KEY in the environment (see .env.example); run `make migrate` first.
+serve: $(VENV)/.installed
+	@test -n "$$DJANGO_SECRET_KEY" && test -n "$$JWT_SIGNING_KEY" || \
+	  { echo "make serve: set DJANGO_SECRET_KEY and JWT_SIGNING_KEY (see .env.example)" >&2; exit 2; }
+	DJANGO_SETTINGS_MODULE=wallet_project.settings.production $(BIN)/python manage.py collectstatic --noinput -v 0
+	DJANGO_SETTINGS_MODULE=wallet_project.settings.production \
+	DJANGO_ALLOWED_HOSTS="$${DJANGO_ALLOWED_HOSTS:-localhost,127.0.0.1}" \
+	DJANGO_SECURE_SSL_REDIRECT="$${DJANGO_SECURE_SSL_REDIRECT:-false}" \
+	GUNICORN_BIND="$${GUNICORN_BIND:-127.0.0.1:8000}" \
+	PROMETHEUS_MULTIPROC_DIR="$${PROMETHEUS_MULTIPROC_DIR:-$$(mktemp -d)}" \
+	$(BIN)/gunicorn -c gunicorn.conf.py wallet_project.wsgi
 
 ## make worker / make beat: the Celery worker and scheduler (need Redis at REDIS_URL)
 worker: $(VENV)/.installed

@@ -4,6 +4,10 @@ import sys
 
 
 def main() -> None:
+    # --settings must win before anything (tracing set-up) reads the settings.
+    for arg in sys.argv[1:]:
+        if arg.startswith("--settings="):
+            os.environ["DJANGO_SETTINGS_MODULE"] = arg.split("=", 1)[1]
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "wallet_project.settings.local")
     from django.core.management import execute_from_command_line
 

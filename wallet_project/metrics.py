@@ -31,6 +31,11 @@ from datetime import datetime
 from typing import Any, ParamSpec
 from urllib.parse import urlsplit
 
+# prometheus_client switches to multiprocess mode when the variable merely exists;
+# an empty value means "one process" here, so drop it before the import below.
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+
 import redis
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse

@@ -1,0 +1,538 @@
+"""Migrations as a controlled, zero-downtime step (docs/migrations.md).
+
+- No model change is missing its migration (`makemigrations --check`).
+- Every migration of the project's apps passes django-migration-linter, extended with
+  the checks this project adds, with warnings treated as errors. The only exceptions
+  are listed below, each with its reason; an exception that is no longer needed fails.
+- Every hand-written SQL or Python operation is reviewed (listed with a reason) and
+  reversible.
+- On a scratch database: every migration reverses down to zero and forward again to the
+  same schema; `manage.py migrate` runs under a lock_timeout, so a migration that cannot
+  get its lock fails fast instead of stalling the API behind it, and deploy/migrate.sh
+  tries again; with DATABASE_ADMIN_URL the script migrates as the owner role and leaves
+  the ledger append-only for the application role.
+
+The scratch databases are created and dropped here (psycopg, autocommit) and migrated by
+`manage.py` in subprocesses, exactly as the deploy step runs it; the suite's own test
+database is never touched by them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from io import StringIO
+from pathlib import Path
+from urllib.parse import quote
+
+import psycopg
+import pytest
+from django.conf import settings
+from django.core.management import call_command
+from django.db.migrations import RunPython, RunSQL
+from django_migration_linter import MigrationLinter
+from django_migration_linter.sql_analyser import PostgresqlAnalyser, analyse_sql_statements
+from django_migration_linter.sql_analyser.base import Check, CheckMode, CheckType
+from psycopg import sql
+
+from wallets.models import Wallet
+
+BASE_DIR = Path(__file__).resolve().parents[2]
+PROJECT_APPS = ("users", "wallets", "transfers", "audit")
+PROJECT_TABLE = re.compile(r"^(users|wallets|transfers|audit)_")
+SUBPROCESS_TIMEOUT = 120
+
+
+# --- the lint rules -------------------------------------------------------------------
+
+
+def _created_in(statements: list[str], table: str) -> bool:
+    return any(s.startswith(f"CREATE TABLE {table}") for s in statements)
+
+
+def has_validated_constraint_on_existing_table(sql_statements: list[str], **kwargs) -> bool:
+    """ADD CONSTRAINT ... CHECK / FOREIGN KEY without NOT VALID on a table that already exists.
+
+    PostgreSQL then scans the whole table while holding its lock (ACCESS EXCLUSIVE for a
+    CHECK; SHARE ROW EXCLUSIVE on both tables for a foreign key). Add it NOT VALID and
+    VALIDATE CONSTRAINT in a later migration, which only takes SHARE UPDATE EXCLUSIVE.
+    """
+    for statement in sql_statements:
+        match = re.search(r'ALTER TABLE ("[^"]+"|\S+) ADD CONSTRAINT \S+ (CHECK|FOREIGN KEY)', statement)
+        if match and "NOT VALID" not in statement and not _created_in(sql_statements, match.group(1)):
+            return True
+    return False
+
+
+class ProjectAnalyser(PostgresqlAnalyser):
+    """django-migration-linter's PostgreSQL checks plus the ones it does not make."""
+
+    migration_checks = [
+        *PostgresqlAnalyser.migration_checks,
+        Check(
+            code="ADD_CONSTRAINT_VALIDATED",
+            fn=has_validated_constraint_on_existing_table,
+            message="ADD CONSTRAINT (CHECK or FOREIGN KEY) scans an existing table under lock; "
+            "add it NOT VALID, then VALIDATE CONSTRAINT in a later migration",
+            mode=CheckMode.TRANSACTION,
+            type=CheckType.ERROR,
+        ),
+    ]
+
+
+# Each exception: the migration, the linter codes it may raise, and why that is safe.
+LINT_EXCEPTIONS: dict[tuple[str, str], tuple[frozenset[str], str]] = {
+    ("transfers", "0002_initial"): (
+        frozenset(
+            {"NOT_NULL", "ADD_UNIQUE", "CREATE_INDEX", "CREATE_INDEX_EXCLUSIVE", "ADD_CONSTRAINT_VALIDATED"}
+        ),
+        "The second half of the app's initial migration: makemigrations split it from 0001 to "
+        "break the transfers <-> wallets dependency cycle. Both shipped in the first release, "
+        "before any code used these tables, so the columns, indexes and constraints were added "
+        "to empty tables nobody was reading or writing.",
+    ),
+}
+
+# Hand-written operations the linter cannot see into. Each was reviewed for its locks.
+REVIEWED_RAW_OPERATIONS: dict[tuple[str, str], str] = {
+    ("transfers", "0003_ledger_invariants"): (
+        "Creates plpgsql functions and append-only / deferred constraint triggers. CREATE "
+        "TRIGGER takes SHARE ROW EXCLUSIVE on transfers_transfer, transfers_ledgerentry and "
+        "wallets_wallet for an instant (no scan, no rewrite); lock_timeout bounds the wait. "
+        "Reverse SQL drops exactly what it created."
+    ),
+    ("audit", "0002_append_only"): (
+        "One CREATE TRIGGER on audit_auditevent: SHARE ROW EXCLUSIVE for an instant, no scan. "
+        "Reverse SQL drops it."
+    ),
+}
+
+
+def project_migrations(linter: MigrationLinter):
+    found = linter.migration_loader.disk_migrations
+    return sorted((key, migration) for key, migration in found.items() if key[0] in PROJECT_APPS)
+
+
+@pytest.fixture
+def linter(db) -> MigrationLinter:
+    linter = MigrationLinter(include_apps=PROJECT_APPS, no_cache=True, no_output=True)
+    linter.sql_analyser_class = ProjectAnalyser
+    return linter
+
+
+# --- makemigrations --check -----------------------------------------------------------
+
+
+def makemigrations_check() -> str:
+    out = StringIO()
+    call_command("makemigrations", "--check", "--dry-run", stdout=out, stderr=out)
+    return out.getvalue()
+
+
+@pytest.mark.django_db
+def test_no_model_change_is_missing_a_migration():
+    try:
+        output = makemigrations_check()
+    except SystemExit as exc:
+        pytest.fail(f"makemigrations --check found model changes without a migration (exit {exc.code})")
+    assert "No changes detected" in output
+
+
+@pytest.mark.django_db
+def test_makemigrations_check_notices_a_model_change():
+    field = Wallet._meta.get_field("name")
+    original = field.max_length
+    field.max_length = original + 1
+    try:
+        with pytest.raises(SystemExit) as exc:
+            makemigrations_check()
+    finally:
+        field.max_length = original
+    assert exc.value.code == 1
+
+
+# --- the linter -----------------------------------------------------------------------
+
+
+def test_every_project_migration_passes_the_linter(linter):
+    problems, linted = [], []
+    for (app, name), migration in project_migrations(linter):
+        allowed = LINT_EXCEPTIONS.get((app, name), (frozenset(), ""))[0]
+        linter.exclude_migration_tests = list(allowed)
+        errors, ignored, warnings = analyse_sql_statements(
+            ProjectAnalyser, linter.get_sql(app, name), list(allowed)
+        )
+        data_errors, data_ignored, data_warnings = linter.analyse_data_migration(migration)
+        # Warnings (a plain CREATE INDEX on an existing table, RunSQL without reverse) fail too.
+        for issue in errors + warnings + data_errors + data_warnings:
+            problems.append(f"{app}.{name}: {issue.code}: {issue.message} (table {issue.table})")
+        unused = allowed - {issue.code for issue in ignored + data_ignored}
+        if unused:
+            problems.append(f"{app}.{name}: exception(s) no longer needed, remove them: {sorted(unused)}")
+        linted.append((app, name))
+
+    assert {app for app, _ in linted} == set(PROJECT_APPS)
+    assert not problems, "\n".join(problems)
+
+
+def test_lint_exceptions_name_existing_initial_migrations(linter):
+    migrations = dict(project_migrations(linter))
+    for key, (codes, reason) in LINT_EXCEPTIONS.items():
+        assert key in migrations, f"exception for a migration that does not exist: {key}"
+        # The reason given (new, empty tables) only holds for the initial release.
+        assert migrations[key].initial, f"{key} is excepted as an initial migration but is not one"
+        assert codes and len(reason) > 40
+
+
+def test_raw_sql_and_python_operations_are_reviewed_and_reversible(linter):
+    seen = set()
+    for key, migration in project_migrations(linter):
+        for operation in migration.operations:
+            if isinstance(operation, RunSQL):
+                seen.add(key)
+                assert operation.reverse_sql is not None, f"{key}: RunSQL without reverse_sql"
+            elif isinstance(operation, RunPython):
+                seen.add(key)
+                assert operation.reverse_code is not None, f"{key}: RunPython without reverse_code"
+        if key in seen:
+            assert key in REVIEWED_RAW_OPERATIONS, (
+                f"{key} runs hand-written SQL or Python: review its locks and add it to "
+                "REVIEWED_RAW_OPERATIONS with the reason it is safe"
+            )
+    assert set(REVIEWED_RAW_OPERATIONS) <= seen, "a reviewed migration no longer has raw operations"
+
+
+@pytest.mark.parametrize(
+    ("statements", "flagged"),
+    [
+        (['ALTER TABLE "wallets_wallet" ADD CONSTRAINT "c" CHECK ("balance" >= 0);'], True),
+        (['ALTER TABLE "wallets_wallet" ADD CONSTRAINT "c" CHECK ("balance" >= 0) NOT VALID;'], False),
+        (
+            ['ALTER TABLE "t" ADD CONSTRAINT "fk" FOREIGN KEY ("w_id") REFERENCES "wallets_wallet" ("id");'],
+            True,
+        ),
+        (
+            [
+                'CREATE TABLE "t" ("id" bigint);',
+                'ALTER TABLE "t" ADD CONSTRAINT "fk" FOREIGN KEY ("w") REFERENCES "x" ("id");',
+            ],
+            False,
+        ),
+        (['ALTER TABLE "wallets_wallet" VALIDATE CONSTRAINT "c";'], False),
+    ],
+)
+def test_project_check_flags_validated_constraints_on_existing_tables(statements, flagged):
+    errors, _, _ = analyse_sql_statements(ProjectAnalyser, statements, [])
+
+    assert ("ADD_CONSTRAINT_VALIDATED" in {e.code for e in errors}) is flagged
+
+
+def test_linter_flags_what_the_recipe_forbids():
+    """The linter still catches the classic outage-makers (guards against a silent upgrade)."""
+    cases = {
+        "NOT_NULL": ['ALTER TABLE "wallets_wallet" ADD COLUMN "x" integer NOT NULL;'],
+        "DROP_COLUMN": ['ALTER TABLE "wallets_wallet" DROP COLUMN "name" CASCADE;'],
+        "RENAME_COLUMN": ['ALTER TABLE "wallets_wallet" RENAME COLUMN "name" TO "label";'],
+        "ADD_UNIQUE": ['ALTER TABLE "wallets_wallet" ADD CONSTRAINT "u" UNIQUE ("name");'],
+    }
+    for code, statements in cases.items():
+        errors, _, _ = analyse_sql_statements(ProjectAnalyser, statements, [])
+        assert code in {e.code for e in errors}, code
+    _, _, warnings = analyse_sql_statements(
+        ProjectAnalyser, ['CREATE INDEX "i" ON "wallets_wallet" ("name");'], []
+    )
+    assert "CREATE_INDEX" in {w.code for w in warnings}
+    _, _, warnings = analyse_sql_statements(
+        ProjectAnalyser, ['CREATE INDEX CONCURRENTLY "i" ON "wallets_wallet" ("name");'], []
+    )
+    assert not warnings
+
+
+# --- scratch databases ----------------------------------------------------------------
+
+
+@dataclass
+class Scratch:
+    name: str
+    url: str
+
+    def connect(self, **kwargs) -> psycopg.Connection:
+        return psycopg.connect(self.url, **kwargs)
+
+
+def _server() -> dict[str, object]:
+    s = settings.DATABASES["default"]
+    return {
+        "host": s["HOST"] or "127.0.0.1",
+        "port": int(s["PORT"] or 5432),
+        "user": s["USER"] or "postgres",
+        "password": s["PASSWORD"] or None,
+    }
+
+
+def _url(dbname: str, user: str | None = None) -> str:
+    server = _server()
+    user = user or str(server["user"])
+    password = (
+        f":{quote(str(server['password']), safe='')}" if server["password"] and user == server["user"] else ""
+    )
+    return f"postgres://{quote(user, safe='')}{password}@{server['host']}:{server['port']}/{dbname}"
+
+
+@contextlib.contextmanager
+def admin_connection() -> Iterator[psycopg.Connection]:
+    with psycopg.connect(dbname="postgres", autocommit=True, **_server()) as conn:
+        yield conn
+
+
+@pytest.fixture
+def scratch() -> Iterator[Scratch]:
+    name = f"wallet_migrations_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    with admin_connection() as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield Scratch(name=name, url=_url(name))
+    finally:
+        with admin_connection() as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def subprocess_env(database_url: str, **extra: str) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DJANGO_", "DATABASE_", "DB_", "MIGRATE", "MIGRATION", "PROMETHEUS_"))
+    }
+    env.update(
+        DJANGO_SETTINGS_MODULE="wallet_project.settings.test",
+        DATABASE_URL=database_url,
+        OTEL_SDK_DISABLED="true",
+        # deploy/migrate.sh calls `python`: this interpreter, as /opt/venv/bin is first in the image.
+        PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
+        **extra,
+    )
+    return env
+
+
+def manage(database_url: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=BASE_DIR,
+        env=subprocess_env(database_url, **env),
+        capture_output=True,
+        text=True,
+        timeout=SUBPROCESS_TIMEOUT,
+        check=False,
+    )
+
+
+def migrate(database_url: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    result = manage(database_url, "migrate", *args, "--noinput", **env)
+    assert result.returncode == 0, f"migrate {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
+    return result
+
+
+def schema(db: Scratch) -> dict[str, list[tuple]]:
+    """Everything a migration can create in the public schema, in a comparable form."""
+    queries = {
+        "columns": """SELECT table_name, column_name, data_type, is_nullable, column_default
+                      FROM information_schema.columns WHERE table_schema = 'public'""",
+        "constraints": """SELECT conrelid::regclass::text, conname, pg_get_constraintdef(c.oid)
+                          FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace
+                          WHERE n.nspname = 'public'""",
+        "indexes": "SELECT tablename, indexname, indexdef FROM pg_indexes WHERE schemaname = 'public'",
+        "triggers": """SELECT tgrelid::regclass::text, tgname, pg_get_triggerdef(t.oid)
+                       FROM pg_trigger t WHERE NOT tgisinternal""",
+        "functions": """SELECT proname, md5(prosrc) FROM pg_proc p
+                        JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'public'""",
+    }
+    with db.connect() as conn:
+        return {name: sorted(conn.execute(query).fetchall()) for name, query in queries.items()}
+
+
+def applied(db: Scratch, app: str) -> set[str]:
+    with db.connect() as conn:
+        rows = conn.execute("SELECT name FROM django_migrations WHERE app = %s", [app]).fetchall()
+    return {name for (name,) in rows}
+
+
+# --- reversibility --------------------------------------------------------------------
+
+
+def test_every_migration_reverses_to_zero_and_forward_to_the_same_schema(scratch):
+    migrate(scratch.url)
+    forward = schema(scratch)
+    assert {"wallets_wallet", "transfers_transfer", "audit_auditevent"} <= {t for t, *_ in forward["columns"]}
+    assert forward["triggers"], "the ledger triggers are missing"
+
+    # Dependants first: each step unapplies that app's migrations (and anything that
+    # depends on them) one by one, running every reverse operation.
+    for app in ("audit", "transfers", "wallets", "users"):
+        migrate(scratch.url, app, "zero")
+    empty = schema(scratch)
+
+    assert not [row for row in empty["columns"] if PROJECT_TABLE.match(row[0])]
+    assert not empty["triggers"]
+    assert not empty["functions"], "reverse SQL left functions behind"
+    assert all(not applied(scratch, app) for app in PROJECT_APPS)
+
+    migrate(scratch.url)
+    assert schema(scratch) == forward
+
+
+# --- lock_timeout ---------------------------------------------------------------------
+
+
+def test_migrate_gives_up_on_a_lock_instead_of_queueing_the_api_behind_it(scratch):
+    migrate(scratch.url)
+    with scratch.connect() as reader:
+        # A long read of the audit trail (ACCESS SHARE) is in progress. Dropping the
+        # append-only trigger needs ACCESS EXCLUSIVE; waiting for it would block every
+        # other query on the table behind the migration.
+        reader.execute("LOCK TABLE audit_auditevent IN ACCESS SHARE MODE")
+        started = time.monotonic()
+        result = manage(scratch.url, "migrate", "audit", "0001", "--noinput", DB_LOCK_TIMEOUT_MS="300")
+        elapsed = time.monotonic() - started
+        reader.rollback()
+
+    assert result.returncode != 0
+    assert "lock timeout" in result.stderr
+    assert elapsed < 30  # process start-up plus 0.3 s, not an unbounded wait
+    # The migration's transaction rolled back: still applied, trigger still there.
+    assert "0002_append_only" in applied(scratch, "audit")
+    assert any(t[1] == "audit_append_only" for t in schema(scratch)["triggers"])
+
+
+def test_connections_from_settings_carry_the_lock_timeout(scratch):
+    result = manage(
+        scratch.url,
+        "shell",
+        "-c",
+        "from django.db import connection\n"
+        "with connection.cursor() as c:\n"
+        "    c.execute('SHOW lock_timeout'); print(c.fetchone()[0])",
+        DB_LOCK_TIMEOUT_MS="1234",
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "1234ms"
+
+
+def run_migrate_script(database_url: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["sh", "deploy/migrate.sh"],
+        cwd=BASE_DIR,
+        env=subprocess_env(database_url, **env),
+        capture_output=True,
+        text=True,
+        timeout=SUBPROCESS_TIMEOUT,
+        check=False,
+    )
+
+
+def wait_for_blocked_lock(db: Scratch, table: str, timeout: float = 60) -> None:
+    """Return once some backend waits for a lock on `table` (pg_locks.granted is false)."""
+    deadline = time.monotonic() + timeout
+    with db.connect(autocommit=True) as conn:
+        while time.monotonic() < deadline:
+            waiting = conn.execute(
+                "SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = %s::regclass", [table]
+            ).fetchone()[0]
+            if waiting:
+                return
+            time.sleep(0.05)
+    pytest.fail(f"nothing ever waited for a lock on {table}")
+
+
+def test_migrate_script_retries_after_a_lock_timeout(scratch):
+    migrate(scratch.url)
+    migrate(scratch.url, "audit", "0001")
+    with scratch.connect() as writer:
+        # An audit row insert in flight (ROW EXCLUSIVE): CREATE TRIGGER must wait for it.
+        writer.execute("LOCK TABLE audit_auditevent IN ROW EXCLUSIVE MODE")
+        process = subprocess.Popen(
+            ["sh", "deploy/migrate.sh"],
+            cwd=BASE_DIR,
+            env=subprocess_env(scratch.url, MIGRATION_LOCK_TIMEOUT_MS="300", MIGRATION_ATTEMPTS="5"),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            wait_for_blocked_lock(scratch, "audit_auditevent")
+            # The first try is blocked and gives up 0.3 s later; the next one starts 2 s
+            # after that. Let the "insert" commit in between.
+            time.sleep(1.0)
+            writer.rollback()
+            stdout, stderr = process.communicate(timeout=SUBPROCESS_TIMEOUT)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+
+    assert process.returncode == 0, stdout + stderr
+    assert "lock timeout" in stderr
+    assert "(try 1 of 5, lock_timeout 300ms)" in stderr
+    assert "(try 2 of 5" in stderr
+    assert "0002_append_only" in applied(scratch, "audit")
+
+
+def test_migrate_script_fails_when_the_lock_never_comes(scratch):
+    migrate(scratch.url)
+    migrate(scratch.url, "audit", "0001")
+    with scratch.connect() as writer:
+        writer.execute("LOCK TABLE audit_auditevent IN ROW EXCLUSIVE MODE")
+        result = run_migrate_script(scratch.url, MIGRATION_LOCK_TIMEOUT_MS="200", MIGRATION_ATTEMPTS="2")
+        writer.rollback()
+
+    assert result.returncode != 0
+    assert "(try 2 of 2" in result.stderr
+    assert "migration failed" in result.stderr
+    assert "0002_append_only" not in applied(scratch, "audit")
+
+
+def test_migrate_script_migrates_as_the_owner_and_keeps_the_ledger_append_only(scratch):
+    suffix = f"{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    owner, app = f"mig_owner_{suffix}", f"mig_app_{suffix}"
+    try:
+        result = run_migrate_script(
+            _url(scratch.name, app),
+            DATABASE_ADMIN_URL=scratch.url,
+            MIGRATE_DATABASE_URL=_url(scratch.name, owner),
+            DB_OWNER_ROLE=owner,
+            DB_APP_ROLE=app,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+
+        with scratch.connect() as conn:
+            owners = {
+                r[0]
+                for r in conn.execute(
+                    "SELECT tableowner FROM pg_tables WHERE schemaname = 'public' AND tablename ~ %s",
+                    [PROJECT_TABLE.pattern],
+                )
+            }
+            grants = {
+                r[0]
+                for r in conn.execute(
+                    "SELECT privilege_type FROM information_schema.role_table_grants "
+                    "WHERE table_name = 'transfers_ledgerentry' AND grantee = %s",
+                    [app],
+                )
+            }
+        assert owners == {owner}
+        assert grants == {"SELECT", "INSERT"}
+    finally:
+        with admin_connection() as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(scratch.name))
+            )
+            for role in (app, owner):
+                conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
