@@ -1,20 +1,8 @@
 from django.contrib import admin
 
 from transfers.models import Discrepancy, IdempotencyRecord, LedgerEntry, ReconciliationRun, Transfer
+from wallet_project.admin_site import ReadOnlyAdmin
 from wallets.currencies import format_major
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """The ledger is append-only: operators look, they never add, change or delete."""
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 class LedgerEntryInline(admin.TabularInline):

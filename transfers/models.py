@@ -22,6 +22,20 @@ class Transfer(models.Model):
     class Status(models.TextChoices):
         COMPLETED = "completed", "Completed"
 
+    # What the API shows of a transfer (serializers, cached detail reads).
+    PUBLIC_FIELDS = (
+        "id",
+        "kind",
+        "source_wallet_id",
+        "destination_wallet_id",
+        "amount",
+        "currency",
+        "status",
+        "reference",
+        "description",
+        "created_at",
+    )
+
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     kind = models.CharField(max_length=10, choices=Kind.choices)
     source_wallet = models.ForeignKey(

@@ -15,18 +15,7 @@ from wallets.models import Wallet
 from wallets.selectors import wallet_check_owner
 
 TRANSFER_CACHE = "transfer"
-_TRANSFER_FIELDS = (
-    "id",
-    "kind",
-    "source_wallet_id",
-    "destination_wallet_id",
-    "amount",
-    "currency",
-    "status",
-    "reference",
-    "description",
-    "created_at",
-)
+_TRANSFER_FIELDS = Transfer.PUBLIC_FIELDS
 
 
 def wallet_history(

@@ -51,3 +51,16 @@ class WalletAdminSite(admin.AdminSite):
                 details={"via": "admin"},
             )
         return response
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """For append-only records (ledger, audit): operators look, they never add, change or delete."""
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
