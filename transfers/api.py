@@ -30,6 +30,7 @@ from transfers.serializers import (
     transfer_data,
 )
 from wallet_project.api import UUID_PATTERN, KeysetPagination, parse_uuid
+from wallet_project.db_router import replica_reads
 from wallet_project.errors import PROBLEM_CONTENT_TYPE
 from wallet_project.ratelimits import MoneyQuota, UserQuota, WalletOutgoingQuota
 from wallet_project.tracing import movement_span
@@ -130,8 +131,10 @@ class TransferViewSet(viewsets.GenericViewSet):
         queryset = selectors.transfer_list(
             user_id=request.user.id, wallet_id=filters.validated_data.get("wallet")
         )
-        page = self.paginate_queryset(queryset)
-        return self.get_paginated_response(TransferSerializer(page, many=True).data)
+        with replica_reads(user_id=request.user.id):  # a non-critical list: the replica may serve it
+            page = self.paginate_queryset(queryset)
+            data = TransferSerializer(page, many=True).data
+        return self.get_paginated_response(data)
 
     @extend_schema(responses={200: TransferSerializer, 404: PROBLEM})
     def retrieve(self, request: Request, pk: str) -> Response:

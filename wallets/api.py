@@ -29,6 +29,7 @@ from transfers.serializers import (
     transfer_data,
 )
 from wallet_project.api import UUID_PATTERN, KeysetPagination, parse_uuid
+from wallet_project.db_router import replica_reads
 from wallet_project.ratelimits import MoneyQuota, UserQuota, WalletOutgoingQuota
 from wallets import selectors, services
 from wallets.serializers import WalletCreateSerializer, WalletSerializer, WalletUpdateSerializer, wallet_data
@@ -102,8 +103,10 @@ class WalletViewSet(viewsets.GenericViewSet):
             created_after=filters.validated_data.get("created_after"),
             created_before=filters.validated_data.get("created_before"),
         )
-        page = self.paginate_queryset(entries)
-        return self.get_paginated_response(LedgerEntrySerializer(page, many=True).data)
+        with replica_reads(user_id=request.user.id):  # a non-critical list: the replica may serve it
+            page = self.paginate_queryset(entries)
+            data = LedgerEntrySerializer(page, many=True).data
+        return self.get_paginated_response(data)
 
     def _movement(self, request: Request, pk: str, kind: str) -> HttpResponse:
         wallet_id = parse_uuid(pk)

@@ -9,8 +9,7 @@ import os
 from datetime import timedelta
 from pathlib import Path
 
-import dj_database_url
-
+from wallet_project.db_router import database_from_url
 from wallet_project.logging import logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -57,6 +56,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "wallet_project.metrics.MetricsMiddleware",
     "wallet_project.middleware.RequestContextMiddleware",
+    "wallet_project.db_router.ReadYourWritesMiddleware",
     "wallet_project.middleware.BodySizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -93,7 +93,7 @@ TEMPLATES = [
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/wallet"
 DATABASE_URL = os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL)
 DATABASES = {
-    "default": dj_database_url.parse(
+    "default": database_from_url(
         DATABASE_URL,
         conn_max_age=env_int("DB_CONN_MAX_AGE", 60),
         conn_health_checks=True,
@@ -109,6 +109,18 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Serialize writers at BEGIN so two requests never race to upgrade a read lock.
     DATABASES["default"]["OPTIONS"] = {"transaction_mode": "IMMEDIATE", "timeout": 20}
     DATABASES["default"]["CONN_MAX_AGE"] = 0
+
+# Optional read replica (a hot standby): only history and transfer lists read from it,
+# never a money decision and never right after the caller's own write (docs/failover.md).
+DATABASE_REPLICA_URL = os.environ.get("DATABASE_REPLICA_URL", "")
+if DATABASE_REPLICA_URL:
+    DATABASES["replica"] = database_from_url(
+        DATABASE_REPLICA_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60), conn_health_checks=True
+    )
+    DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
+DATABASE_ROUTERS = ["wallet_project.db_router.PrimaryReplicaRouter"]
+# Seconds a user's list reads stay on the primary after they make a write request.
+REPLICA_PIN_SECONDS = env_int("REPLICA_PIN_SECONDS", 10)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "users.User"

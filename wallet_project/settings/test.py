@@ -39,3 +39,6 @@ RATE_LIMITS = {
 # One test database per pytest process, so two runs on one machine (an editor's
 # and a terminal's, or CI next to a developer) never drop each other's database.
 DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}_{os.getpid()}"}  # noqa: F405
+
+# The router tests add their own replica alias (a mirror of the test database).
+DATABASES.pop("replica", None)  # noqa: F405
