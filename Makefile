@@ -75,9 +75,16 @@ format: $(VENV)/.installed
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-## make bench: the load script against a server you started (see docs/performance.md)
-bench: $(VENV)/.installed
-	$(BIN)/python bench/bank.py
+$(VENV)/.bench-installed: $(VENV)/.installed requirements-bench.txt
+	$(BIN)/pip install --quiet -r requirements-bench.txt
+	touch $@
+
+## make bench: the benchmark suite (its own database and gunicorn; about 7 minutes, see
+## docs/performance.md). BENCH_ARGS=--quick for a 2-minute run.
+bench: $(VENV)/.bench-installed
+	scripts/ensure_postgres.sh
+	scripts/ensure_redis.sh
+	$(BIN)/python bench/suite.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) db.sqlite3 .pytest_cache

@@ -1,0 +1,482 @@
+"""The benchmark suite: a production-like server, every scenario, the SQL ceiling, one report.
+
+    python bench/suite.py            # about 8-10 minutes
+    python bench/suite.py --quick    # about 2 minutes, shorter runs and a smaller ledger
+
+It creates a fresh PostgreSQL database (--database, dropped at the end), migrates it, runs
+collectstatic and starts gunicorn with gunicorn.conf.py and production settings (random
+keys, JSON logs to a file, Prometheus multiprocess dir, Redis db 12, rate limits raised
+through settings, never disabled). Then, against it:
+
+- the SQL ceiling (bench/ceiling.py) and the API (bench/bank.py), uniform and hot, with the
+  same client count;
+- a deposit storm, reads during transfers and the large ledger (bench/scenarios.py);
+- throughput against client count (1, 4, 16, 32, 64), uniform and hot, plotted to
+  bench/results/throughput.png;
+- peak RSS of each gunicorn worker (VmHWM).
+
+Each scenario prints ops/s, p50/p95/p99 ms, statuses and its money check; the end prints
+the ratio table and writes every figure to bench/results/latest.json. Exit status 1 if a
+money check failed, 2 if the server could not be started. Loopback only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import psycopg
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from bench import scenarios  # noqa: E402
+
+RESULTS = REPO / "bench" / "results"
+BIN = Path(sys.executable).parent
+PG = "postgres://postgres@127.0.0.1:5432"
+RAISED = "1000000/m"
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+class Server:
+    """gunicorn with production settings on a fresh database; a context manager."""
+
+    def __init__(self, args: argparse.Namespace, workdir: Path) -> None:
+        self.args = args
+        self.workdir = workdir
+        self.port = args.port
+        self.database_url = f"{PG}/{args.database}"
+        prom = workdir / "prometheus"
+        prom.mkdir()
+        self.env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "wallet_project.settings.production",
+            "DATABASE_URL": self.database_url,
+            "DJANGO_SECRET_KEY": secrets.token_urlsafe(48),
+            "JWT_SIGNING_KEY": secrets.token_urlsafe(48),
+            "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
+            "DJANGO_SECURE_SSL_REDIRECT": "false",
+            "JWT_ACCESS_MINUTES": "30",
+            "LOG_FORMAT": "json",
+            "PROMETHEUS_MULTIPROC_DIR": str(prom),
+            "REDIS_URL": "redis://127.0.0.1:6379/12",
+            "RATE_LIMIT_USER": RAISED,
+            "RATE_LIMIT_MONEY": RAISED,
+            "RATE_LIMIT_WALLET_OUTGOING": RAISED,
+            "RATE_LIMIT_ANON": RAISED,
+            "RATE_LIMIT_LOGIN_IP": RAISED,
+            "RATE_LIMIT_LOGIN_USER": RAISED,
+            "WEB_CONCURRENCY": str(args.workers),
+            "GUNICORN_WORKER_CLASS": args.worker_class,
+            "GUNICORN_THREADS": str(args.threads),
+            "GUNICORN_BIND": f"127.0.0.1:{args.port}",
+            "OTEL_SDK_DISABLED": "true",
+        }
+        self.log_path = workdir / "server.log"
+        self.proc: subprocess.Popen | None = None
+
+    def manage(self, *command: str) -> None:
+        subprocess.run(
+            [sys.executable, "manage.py", *command], cwd=REPO, env=self.env, check=True, capture_output=True
+        )
+
+    def __enter__(self) -> Server:
+        with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{self.args.database}" WITH (FORCE)')
+            conn.execute(f'CREATE DATABASE "{self.args.database}"')
+        started = time.perf_counter()
+        self.manage("migrate", "--noinput", "-v", "0")
+        self.manage("collectstatic", "--noinput", "-v", "0")
+        log(
+            f"database {self.args.database} migrated, static collected"
+            f" in {time.perf_counter() - started:.1f} s"
+        )
+        logfile = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "wallet_project.wsgi"],
+            cwd=REPO,
+            env=self.env,
+            stdout=logfile,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/readyz", timeout=2) as response:
+                    if response.status == 200:
+                        log(
+                            f"gunicorn ready on :{self.port}: {self.args.workers} {self.args.worker_class} "
+                            f"workers x {self.args.threads} threads (log {self.log_path})"
+                        )
+                        return self
+            except OSError:
+                pass
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.5)
+        self.__exit__(None, None, None)
+        raise SystemExit(f"the server did not become ready; see {self.log_path}")
+
+    def worker_pids(self) -> list[int]:
+        assert self.proc is not None
+        path = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
+        return [int(p) for p in path.read_text().split()] if path.exists() else []
+
+    def worker_peak_rss_mb(self) -> dict[str, float]:
+        peaks = {}
+        for pid in self.worker_pids():
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    peaks[str(pid)] = round(int(line.split()[1]) / 1024, 1)
+        return peaks
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=40)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        if not self.args.keep_db:
+            with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{self.args.database}" WITH (FORCE)')
+
+
+def bank(server: Server, mode: str, clients: int, duration: float, workdir: Path) -> dict:
+    out = workdir / f"bank-{mode}-{clients}-{secrets.token_hex(3)}.json"
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "bank.py"), *bank_args(server, mode, clients, duration, out)],
+        capture_output=True,
+        text=True,
+        timeout=duration + 300,
+        check=False,
+    )
+    try:
+        figures = json.loads(out.read_text())
+    except (OSError, ValueError):
+        return {"scenario": mode, "error": (proc.stdout + proc.stderr)[-800:], "exit": proc.returncode}
+    lat = figures["latency_ms"]
+    return {
+        "scenario": mode,
+        "clients": clients,
+        "wallets": figures["wallets"],
+        "elapsed_s": figures["elapsed_s"],
+        "ops": figures["transfers_ok"],
+        "ops_per_s": figures["transfers_per_s"],
+        "p50_ms": lat["p50"],
+        "p95_ms": lat["p95"],
+        "p99_ms": lat["p99"],
+        "statuses": figures["statuses"],
+        "server_errors": figures["server_errors"],
+        "refused": figures["transfers_refused"],
+        "load_generator_cpu_cores": figures["load_generator_cpu_cores"],
+        "money": figures["money"],
+        "exit": proc.returncode,
+    }
+
+
+def bank_args(server: Server, mode: str, clients: int, duration: float, out: Path) -> list[str]:
+    return [
+        "--base-url",
+        f"http://127.0.0.1:{server.port}",
+        "--mode",
+        mode,
+        "--clients",
+        str(clients),
+        "--wallets",
+        "64",
+        "--users",
+        str(min(8, clients)),
+        "--duration",
+        str(duration),
+        "--json",
+        str(out),
+    ]
+
+
+def ceiling(server: Server, mode: str, clients: int, duration: float) -> dict:
+    env = {k: v for k, v in server.env.items() if k != "DJANGO_SETTINGS_MODULE"}
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "bench" / "ceiling.py"),
+            "--database-url",
+            server.database_url,
+            "--mode",
+            mode,
+            "--clients",
+            str(clients),
+            "--duration",
+            str(duration),
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=duration + 300,
+        check=False,
+    )
+    try:
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        return {"scenario": f"sql-ceiling-{mode}", "error": (proc.stdout + proc.stderr)[-800:]}
+
+
+def show(figures: dict) -> None:
+    if "error" in figures:
+        log(f"{figures.get('scenario')}: FAILED {figures['error']}")
+        return
+    money = figures.get("money")
+    verdict = "" if money is None else f"  money {'OK' if money.get('ok') else 'FAILED'}"
+    log(
+        f"{figures['scenario']:<22} {figures.get('clients', ''):>3} clients  "
+        f"{figures['ops_per_s']:>8} ops/s  "
+        f"p50 {figures['p50_ms']} p95 {figures['p95_ms']} p99 {figures['p99_ms']} ms  "
+        f"statuses {figures.get('statuses')}{verdict}"
+    )
+
+
+def ratio(a: dict, b: dict) -> float | None:
+    try:
+        return round(a["ops_per_s"] / b["ops_per_s"], 2)
+    except (KeyError, TypeError, ZeroDivisionError):
+        return None
+
+
+def plot(sweep: dict, ceilings: dict, path: Path, title: str) -> str | None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return "matplotlib is not installed: no plot"
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for mode, marker, color in (("uniform", "o", "tab:blue"), ("hot", "s", "tab:orange")):
+        points = sorted((int(c), f.get("ops_per_s", 0)) for c, f in sweep.get(mode, {}).items())
+        if points:
+            xs, ys = [p[0] for p in points], [p[1] for p in points]
+            ax.plot(xs, ys, marker=marker, color=color, label=f"API {mode}")
+        ceil = ceilings.get(mode, {})
+        if ceil.get("ops_per_s"):
+            ax.axhline(
+                ceil["ops_per_s"],
+                linestyle="--",
+                linewidth=1,
+                color=color,
+                label=f"SQL ceiling {mode} ({ceil.get('clients', '?')} clients)",
+            )
+    ax.set_xscale("log", base=2)
+    ax.set_xticks([1, 4, 16, 32, 64])
+    ax.set_xticklabels(["1", "4", "16", "32", "64"])
+    ax.set_xlabel("concurrent clients")
+    ax.set_ylabel("transfers/s")
+    ax.set_title(title, fontsize=10)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return None
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--quick", action="store_true", help="about 2 minutes: short runs, 100,000-entry ledger"
+    )
+    parser.add_argument("--port", type=int, default=8060)
+    parser.add_argument("--database", default="wallet_suite")
+    parser.add_argument("--keep-db", action="store_true", help="do not drop the database at the end")
+    parser.add_argument("--workers", type=int, default=3, help="gunicorn workers (WEB_CONCURRENCY)")
+    parser.add_argument("--worker-class", default="sync", choices=("sync", "gthread"))
+    parser.add_argument("--threads", type=int, default=1, help="threads per worker (gthread)")
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--duration", type=float, help="seconds per main scenario (default 15, quick 5)")
+    parser.add_argument("--sweep", default="1,4,16,32,64", help="client counts for the curve ('' skips it)")
+    parser.add_argument("--sweep-duration", type=float, help="seconds per curve point (default 5, quick 3)")
+    parser.add_argument("--ledger-size", type=int, help="entries in the large ledger (default 1,000,000)")
+    parser.add_argument(
+        "--only", default="", help="comma-separated subset: ceiling,uniform,hot,deposits,reads,sweep,ledger"
+    )
+    parser.add_argument("--json", default=str(RESULTS / "latest.json"))
+    parser.add_argument("--plot", default=str(RESULTS / "throughput.png"))
+    args = parser.parse_args(argv)
+    args.duration = args.duration or (5.0 if args.quick else 15.0)
+    args.sweep_duration = args.sweep_duration or (3.0 if args.quick else 5.0)
+    args.ledger_size = args.ledger_size or (100_000 if args.quick else 1_000_000)
+    if args.quick and args.sweep == "1,4,16,32,64":
+        args.sweep = "1,16,64"
+    args.only = {x for x in args.only.split(",") if x}
+    if not 1 <= args.ledger_size <= 5_000_000 or not 0 < args.duration <= 120:
+        parser.error("--ledger-size must be in 1..5,000,000 and --duration in (0, 120]")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    wanted = (lambda name: name in args.only) if args.only else (lambda name: True)
+    report: dict = {
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": {"cpus": os.cpu_count(), "uname": " ".join(os.uname())},
+        "settings": {
+            k: getattr(args, k)
+            for k in (
+                "workers",
+                "worker_class",
+                "threads",
+                "clients",
+                "duration",
+                "sweep_duration",
+                "ledger_size",
+            )
+        },
+        "scenarios": {},
+        "ceiling": {},
+        "sweep": {"uniform": {}, "hot": {}},
+    }
+    run_started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="wallet-suite-") as tmp, Server(args, Path(tmp)) as server:
+        workdir = Path(tmp)
+        for mode in ("uniform", "hot"):
+            if wanted("ceiling"):
+                report["ceiling"][mode] = ceiling(server, mode, args.clients, args.duration)
+                show(report["ceiling"][mode])
+            if wanted(mode):
+                report["scenarios"][mode] = bank(server, mode, args.clients, args.duration, workdir)
+                show(report["scenarios"][mode])
+        if wanted("deposits"):
+            try:
+                figures = scenarios.deposit_storm("127.0.0.1", server.port, args.clients, 64, args.duration)
+            except (RuntimeError, OSError) as exc:
+                figures = {"scenario": "deposit-storm", "error": str(exc)}
+            report["scenarios"]["deposit-storm"] = figures
+            show(figures)
+        if wanted("reads"):
+            out = workdir / "reads-transfers.json"
+            cmd = [
+                sys.executable,
+                str(REPO / "bench" / "bank.py"),
+                *bank_args(server, "uniform", args.clients // 2, args.duration + 2, out),
+            ]
+            try:
+                figures = scenarios.reads("127.0.0.1", server.port, args.clients // 2, 32, args.duration, cmd)
+            except (RuntimeError, OSError) as exc:
+                figures = {"scenario": "reads", "error": str(exc)}
+            report["scenarios"]["reads"] = figures
+            show(figures)
+            if "concurrent_transfers" in figures and "transfers_per_s" in figures["concurrent_transfers"]:
+                t = figures["concurrent_transfers"]
+                log(
+                    f"  (transfers meanwhile: {t['transfers_per_s']}/s, p99 {t['latency_ms']['p99']} ms, "
+                    f"money {'OK' if t['money'] and t['money']['ok'] else 'FAILED'})"
+                )
+        if wanted("sweep") and args.sweep:
+            for mode in ("uniform", "hot"):
+                for clients in (int(c) for c in args.sweep.split(",")):
+                    figures = bank(server, mode, clients, args.sweep_duration, workdir)
+                    report["sweep"][mode][str(clients)] = figures
+                    show({**figures, "scenario": f"curve {mode}"})
+        if wanted("ledger"):
+            log(f"large ledger: bulk-loading {args.ledger_size:,} entries into one wallet ...")
+            try:
+                figures = scenarios.large_ledger(
+                    "127.0.0.1", server.port, server.database_url, args.ledger_size, server.env
+                )
+            except (RuntimeError, OSError, psycopg.Error) as exc:
+                figures = {"scenario": "large-ledger", "error": str(exc)}
+            report["scenarios"]["large-ledger"] = figures
+            if "error" in figures:
+                show(figures)
+            else:
+                log(
+                    f"large ledger: {figures['entries']:,} entries loaded in "
+                    f"{figures['bulk_load_with_commit_s']} s (inserts {figures['bulk_insert_s']} s, "
+                    "the rest is the deferred trigger checks at COMMIT)"
+                )
+                for name in ("start", "middle", "end"):
+                    h = figures["history"][name]
+                    log(
+                        f"  history {name:<6} p50 {h['p50_ms']} p95 {h['p95_ms']} ms, {h['rows']} rows "
+                        f"{h['statuses']}; SQL alone {h.get('sql_ms')} ms: {h.get('plan')}"
+                    )
+                log(f"  history walk with next cursors: {figures['history']['walk_next_100']}")
+                log(f"  reconciliation: {figures['reconciliation']}")
+                log(f"  money {'OK' if figures['money']['ok'] else 'FAILED'} {figures['money']}")
+        report["worker_peak_rss_mb"] = server.worker_peak_rss_mb()
+        log(f"gunicorn worker peak RSS (VmHWM), MB: {report['worker_peak_rss_mb']}")
+        report["server_log_lines"] = sum(1 for _ in server.log_path.open("rb"))
+
+    s, c = report["scenarios"], report["ceiling"]
+    ratios = {
+        "uniform / sql-ceiling-uniform": (ratio(s.get("uniform", {}), c.get("uniform", {})), 0.33),
+        "hot / sql-ceiling-hot": (ratio(s.get("hot", {}), c.get("hot", {})), 0.5),
+        "deposit-storm / uniform": (ratio(s.get("deposit-storm", {}), s.get("uniform", {})), 0.8),
+    }
+    report["ratios"] = {k: {"ratio": v, "target": t} for k, (v, t) in ratios.items()}
+    report["elapsed_s"] = round(time.perf_counter() - run_started, 1)
+
+    print(f"\nthroughput vs clients (transfers/s, {args.sweep_duration:g} s per point)")
+    print(f"{'clients':>8} {'uniform':>10} {'p99 ms':>8} {'hot':>10} {'p99 ms':>8}")
+    for clients in args.sweep.split(",") if args.sweep else []:
+        u, h = report["sweep"]["uniform"].get(clients, {}), report["sweep"]["hot"].get(clients, {})
+        print(
+            f"{clients:>8} {u.get('ops_per_s', '-'):>10} {u.get('p99_ms', '-'):>8} "
+            f"{h.get('ops_per_s', '-'):>10} {h.get('p99_ms', '-'):>8}"
+        )
+
+    print(f"\n{'scenario':<22} {'ops/s':>9} {'p50':>7} {'p95':>7} {'p99':>7}  5xx  money")
+    for name, f in [*((f"sql-ceiling-{m}", v) for m, v in c.items()), *s.items()]:
+        if "ops_per_s" in f:
+            money = f.get("money") or {}
+            print(
+                f"{name:<22} {f['ops_per_s']:>9} {f['p50_ms']:>7} {f['p95_ms']:>7} {f['p99_ms']:>7} "
+                f"{f.get('server_errors', 0):>4}  "
+                f"{'OK' if money.get('ok', name.startswith('sql')) else 'FAILED'}"
+            )
+    print(f"\n{'ratio':<32} {'measured':>9} {'target':>8}")
+    for name, (value, target) in ratios.items():
+        verdict = "" if value is None else ("met" if value >= target else "NOT met")
+        print(f"{name:<32} {value if value is not None else '-':>9} {'>= ' + str(target):>8}  {verdict}")
+
+    if report["sweep"]["uniform"] or report["sweep"]["hot"]:
+        title = (
+            f"{args.workers} gunicorn {args.worker_class} workers, "
+            f"{os.cpu_count()} CPUs shared with PostgreSQL and the client"
+        )
+        problem = plot(report["sweep"], c, Path(args.plot), title)
+        print(problem or f"\nplot: {args.plot}")
+        report["plot"] = None if problem else str(Path(args.plot).resolve())
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+    print(f"figures: {args.json}  (whole run {report['elapsed_s']} s)")
+    failed = [
+        name
+        for name, f in {
+            **s,
+            **{f"curve-{m}-{k}": v for m in ("uniform", "hot") for k, v in report["sweep"][m].items()},
+        }.items()
+        if "error" in f or not (f.get("money") or {}).get("ok", False)
+    ]
+    if failed:
+        print(f"money check or scenario FAILED: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
