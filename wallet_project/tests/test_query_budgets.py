@@ -1,0 +1,60 @@
+"""A SQL budget per endpoint, so the work per request cannot grow silently.
+
+Counts are for a warm process (the user, wallet metadata and system-wallet caches are
+filled by earlier requests, as in production). The money endpoints' budgets, query by
+query, are spelled out in transfers/tests/test_transfer_api.py.
+"""
+
+import json
+
+import pytest
+
+from conftest import idem
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def warm(make_user, make_wallet, api_client, django_capture_on_commit_callbacks):
+    alice, bob = make_user(), make_user()
+    with django_capture_on_commit_callbacks(execute=True):
+        mine = make_wallet(alice, balance=10_000)
+        theirs = make_wallet(bob)
+    client = api_client(alice)
+    client.get("/api/v1/auth/me")
+    client.get(f"/api/v1/wallets/{mine.id}")
+    body = {"source_wallet_id": str(mine.id), "destination_wallet_id": str(theirs.id), "amount": 5}
+    transfer = client.post("/api/v1/transfers", body, format="json", **idem()).json()
+    return {"client": client, "wallet": mine, "transfer": transfer}
+
+
+# (method, path template, body, budget, what the queries are)
+BUDGETS = [
+    ("GET", "/api/v1/auth/me", None, 0, "user from the authentication cache"),
+    ("GET", "/api/v1/wallets", None, 1, "one page of wallets"),
+    ("GET", "/api/v1/wallets/{wallet}", None, 1, "metadata cached; the balance is always read"),
+    ("POST", "/api/v1/wallets", {"currency": "EUR"}, 4, "savepoint, insert, audit event, release"),
+    ("PATCH", "/api/v1/wallets/{wallet}", {"name": "Rent"}, 5, "savepoint, update, audit, re-read, release"),
+    ("GET", "/api/v1/wallets/{wallet}/transactions", None, 1, "one page of entries with their transfers"),
+    (
+        "POST",
+        "/api/v1/wallets/{wallet}/withdrawals",
+        {"amount": 1},
+        7,
+        "idempotency lookup, savepoint, wallet, lock, one write statement, idempotency record, release",
+    ),
+    ("GET", "/api/v1/transfers", None, 1, "one page of the caller's transfers"),
+    ("GET", "/api/v1/transfers?wallet={wallet}", None, 1, "ownership from the cache; one page"),
+    ("GET", "/api/v1/transfers/{transfer}", None, 1, "immutable row, cached after the first read"),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "body", "budget", "why"), BUDGETS, ids=[b[1] for b in BUDGETS])
+def test_endpoint_stays_within_its_query_budget(
+    warm, django_assert_max_num_queries, method, path, body, budget, why
+):
+    url = path.format(wallet=warm["wallet"].id, transfer=warm["transfer"]["id"])
+    data = json.dumps(body) if body is not None else ""
+    with django_assert_max_num_queries(budget):
+        response = warm["client"].generic(method, url, data=data, content_type="application/json", **idem())
+    assert response.status_code < 300, response.content
