@@ -25,7 +25,7 @@ from decimal import Decimal
 from uuid import UUID
 
 from django.conf import settings
-from django.db import connection
+from django.db import connection, reset_queries
 from django.db.models import Q
 from django.utils import timezone
 
@@ -251,10 +251,12 @@ def reconciliation_run(
             found = _check_wallets(run, ids)
             run.wallets_checked += len(ids)
             _save_found(run, found)
+            reset_queries()  # with DEBUG on, Django would keep every batch's SQL text
         for ids in _batches(transfers, batch_size):
             found = _check_transfers(run, ids)
             run.transfers_checked += len(ids)
             _save_found(run, found)
+            reset_queries()
         if wallet_id is None:
             _save_found(run, _check_currencies(run))
     except Exception as exc:
