@@ -13,118 +13,28 @@ when it is unreachable these tests fail, they do not skip.
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import uuid
 from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
-from urllib.parse import quote
 
 import pytest
-import redis
 from celery import Task
 from celery.result import AsyncResult, EagerResult
-from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
 from transfers import services as ledger
 from transfers.models import Discrepancy, IdempotencyRecord, ReconciliationRun
 from transfers.tasks import cleanup_idempotency_records, reconcile_ledger
-from wallet_project.celery import app as celery_app
+from wallet_project.tests.celery_worker import celery_worker as start_worker
 
-BASE_DIR = Path(__file__).resolve().parents[2]
-# Bounds that turn a dead worker or broker into a failure instead of a hang.
-READY_TIMEOUT = 30
-RESULT_TIMEOUT = 30
-STOP_TIMEOUT = 15
-
-
-def database_url_for_this_run() -> str:
-    """DATABASE_URL for the database this pytest process is using (test_<name>_<pid>)."""
-    db = connection.settings_dict
-    auth = quote(db["USER"] or "", safe="")
-    if db["PASSWORD"]:
-        auth += ":" + quote(db["PASSWORD"], safe="")
-    host = db["HOST"] or "127.0.0.1"
-    port = db["PORT"] or 5432
-    return f"postgres://{auth}@{host}:{port}/{quote(db['NAME'], safe='')}"
-
-
-def log_tail(path: Path, lines: int = 40) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no worker log)"
-
-
-def wait_until_ready(process: subprocess.Popen, node: str, log: Path) -> None:
-    for _ in range(READY_TIMEOUT):
-        if process.poll() is not None:
-            pytest.fail(f"the Celery worker exited with {process.returncode}:\n{log_tail(log)}")
-        if celery_app.control.ping(destination=[node], timeout=1.0):
-            return
-    pytest.fail(f"the Celery worker did not answer a ping within ~{READY_TIMEOUT}s:\n{log_tail(log)}")
-
-
-def stop(process: subprocess.Popen) -> None:
-    if process.poll() is not None:
-        return
-    process.terminate()  # warm shutdown
-    try:
-        process.wait(timeout=STOP_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=STOP_TIMEOUT)
+RESULT_TIMEOUT = 30  # bounds a dead worker or broker: a failure instead of a hang
 
 
 @pytest.fixture(scope="module")
 def celery_worker(django_db_setup, tmp_path_factory) -> Iterator[str]:
     """A worker process consuming this test run's queue; yields the queue's name."""
-    broker = redis.Redis.from_url(settings.CELERY_BROKER_URL, socket_connect_timeout=2)
-    try:
-        broker.ping()
-    except redis.exceptions.RedisError as exc:
-        pytest.fail(f"Redis at {settings.CELERY_BROKER_URL} is required by the test suite: {exc}")
-    assert not celery_app.conf.task_always_eager, "tasks must go through the broker, not run in-process"
-
-    queue = f"{settings.CELERY_TASK_DEFAULT_QUEUE}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-    node = f"{queue}@{socket.gethostname()}"
-    log = tmp_path_factory.mktemp("celery") / "worker.log"
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "wallet_project.settings.test",
-        "DATABASE_URL": database_url_for_this_run(),
-    }
-    command = [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "wallet_project",
-        "worker",
-        "--pool=solo",
-        "--concurrency=1",
-        "-Q",
-        queue,
-        "-n",
-        node,
-        "-l",
-        "info",
-        "--without-gossip",
-        "--without-mingle",
-    ]
-    with log.open("wb") as out:
-        process = subprocess.Popen(command, cwd=BASE_DIR, env=env, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        wait_until_ready(process, node, log)
-        yield queue
-    finally:
-        stop(process)
-        broker.delete(queue, f"_kombu.binding.{queue}")  # this run's queue is never used again
+    with start_worker(tag="tasks", output=tmp_path_factory.mktemp("celery")) as worker:
+        yield worker.queue
 
 
 def through_the_worker(task: Task, queue: str, **kwargs: object) -> object:

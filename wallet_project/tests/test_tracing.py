@@ -12,21 +12,15 @@ from __future__ import annotations
 import json
 import logging
 import os
-import socket
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
-import redis
 from celery.result import AsyncResult
-from django.conf import settings
 from django.core.cache import cache
-from django.db import connection, connections
+from django.db import connections
 from django.http import HttpRequest, JsonResponse
 from django.test import Client
 from django.urls import path
@@ -40,6 +34,8 @@ from transfers.tasks import reconcile_ledger
 from users.models import User
 from wallet_project.celery import app as celery_app
 from wallet_project.logging import JSON_FIELDS, ContextFilter, JsonLineFormatter
+from wallet_project.tests.celery_worker import celery_worker as start_worker
+from wallet_project.tests.celery_worker import tail
 from wallet_project.tracing import command_span, configure_tracing, install_in_memory_exporter, movement_span
 from wallets.errors import InsufficientFunds
 
@@ -368,22 +364,6 @@ def test_a_transfer_request_has_a_money_transfer_span(spans, make_user, make_wal
 
 
 # --- A task continues its request's trace in a real worker --------------------------------
-def database_url_for_this_run() -> str:
-    """DATABASE_URL for the database this pytest process is using (test_<name>_<pid>)."""
-    db = connection.settings_dict
-    auth = quote(db["USER"] or "", safe="")
-    if db["PASSWORD"]:
-        auth += ":" + quote(db["PASSWORD"], safe="")
-    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{quote(db['NAME'], safe='')}"
-
-
-def tail(path: Path, lines: int = 40) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(nothing)"
-
-
 def json_lines(path: Path) -> list[dict]:
     parsed = []
     for line in path.read_text(errors="replace").splitlines():
@@ -405,6 +385,8 @@ def wait_for(found: Callable[[], list[dict]], what: str, *outputs: Path) -> list
 
 
 class Worker:
+    """The traced worker's outputs: spans (stdout, JSON lines) and its log (stderr)."""
+
     def __init__(self, queue: str, spans: Path, log: Path) -> None:
         self.queue, self.spans, self.log = queue, spans, log
 
@@ -412,58 +394,15 @@ class Worker:
 @pytest.fixture(scope="module")
 def traced_worker(django_db_setup, tmp_path_factory) -> Iterator[Worker]:
     """A solo-pool worker on this run's own queue, printing its spans as JSON lines."""
-    broker = redis.Redis.from_url(settings.CELERY_BROKER_URL, socket_connect_timeout=2)
-    try:
-        broker.ping()
-    except redis.exceptions.RedisError as exc:
-        pytest.fail(f"Redis at {settings.CELERY_BROKER_URL} is required by the test suite: {exc}")
-    assert not celery_app.conf.task_always_eager, "tasks must go through the broker, not run in-process"
-
-    queue = f"{settings.CELERY_TASK_DEFAULT_QUEUE}-trace-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-    node = f"{queue}@{socket.gethostname()}"
-    output = tmp_path_factory.mktemp("traced-worker")
-    worker = Worker(queue, output / "spans.jsonl", output / "worker.log")
-    env = {key: value for key, value in os.environ.items() if not key.startswith("OTEL_")}
+    env = {key: "" for key in os.environ if key.startswith("OTEL_")}  # none of the caller's settings
     env.update(
-        DJANGO_SETTINGS_MODULE="wallet_project.settings.test",
-        DATABASE_URL=database_url_for_this_run(),
         LOG_FORMAT="json",
         OTEL_TRACES_EXPORTER="console",
         OTEL_SERVICE_NAME="wallet-worker-test",
         OTEL_BSP_SCHEDULE_DELAY="100",  # milliseconds; spans reach stdout promptly
     )
-    command = [sys.executable, "-m", "celery", "-A", "wallet_project", "worker", "--pool=solo"]
-    command += [
-        "--concurrency=1",
-        "-Q",
-        queue,
-        "-n",
-        node,
-        "-l",
-        "info",
-        "--without-gossip",
-        "--without-mingle",
-    ]
-    with worker.spans.open("wb") as stdout, worker.log.open("wb") as stderr:
-        process = subprocess.Popen(command, cwd=BASE_DIR, env=env, stdout=stdout, stderr=stderr)
-    try:
-        for _ in range(READY_TIMEOUT):
-            if process.poll() is not None:
-                pytest.fail(f"the worker exited with {process.returncode}:\n{tail(worker.log)}")
-            if celery_app.control.ping(destination=[node], timeout=1.0):
-                break
-        else:
-            pytest.fail(f"the worker did not answer a ping within ~{READY_TIMEOUT}s:\n{tail(worker.log)}")
-        yield worker
-    finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=STOP_TIMEOUT)
-        broker.delete(queue, f"_kombu.binding.{queue}")
+    with start_worker(tag="trace", output=tmp_path_factory.mktemp("traced-worker"), env=env) as running:
+        yield Worker(running.queue, running.stdout, running.stderr)
 
 
 @pytest.mark.urls(__name__)
