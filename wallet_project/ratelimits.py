@@ -10,6 +10,7 @@ these classes pick the key (user, client IP, source wallet), the budget
 from __future__ import annotations
 
 import contextlib
+from abc import ABC, abstractmethod
 from typing import Any
 from uuid import UUID
 
@@ -34,7 +35,7 @@ def client_ip(request: Any) -> str:
     return request.META.get("REMOTE_ADDR", "unknown")
 
 
-class Quota(BaseThrottle):
+class Quota(BaseThrottle, ABC):
     """One budget. Subclasses set `scope` and `money`, and implement `key`."""
 
     scope = ""
@@ -43,8 +44,9 @@ class Quota(BaseThrottle):
     def __init__(self) -> None:
         self._wait: float | None = None
 
+    @abstractmethod
     def key(self, request: Request, view: Any) -> str | None:
-        raise NotImplementedError
+        """The counter this request spends from, or None when the budget does not apply."""
 
     def allow_request(self, request: Request, view: Any) -> bool:
         value = self.key(request, view)

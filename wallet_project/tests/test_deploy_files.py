@@ -11,12 +11,12 @@ compilers, and gunicorn stops gracefully within the time compose gives it.
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 import re
 import runpy
 import shlex
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -389,14 +389,19 @@ def test_dockerignore_matcher_follows_docker_rules():
     assert not dockerignored("transfers/services.py")
 
 
-@pytest.mark.skipif(not shutil.which("git") or not (BASE_DIR / ".git").exists(), reason="not a git checkout")
 @pytest.mark.parametrize("env_file", ["deploy/.env", "deploy/postgres.env", "deploy/migrate.env"])
 def test_filled_in_env_files_are_ignored_by_git(env_file):
-    result = subprocess.run(
-        ["git", "check-ignore", "--no-index", "-q", env_file], cwd=BASE_DIR, check=False, timeout=30
-    )
+    # Read deploy/.gitignore itself, so the check holds in a checkout and in an unpacked copy.
+    patterns = [
+        line.strip()
+        for line in (BASE_DIR / "deploy" / ".gitignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    name = Path(env_file).name
 
-    assert result.returncode == 0, f"git would offer to commit {env_file}"
+    assert any(fnmatch.fnmatch(name, pattern) for pattern in patterns), (
+        f"git would offer to commit {env_file}"
+    )
 
 
 # --- Dockerfile -----------------------------------------------------------------------
