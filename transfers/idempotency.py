@@ -173,26 +173,20 @@ def execute_idempotent(req: IdempotentRequest, operation: Operation) -> StoredRe
         attempt += 1
         try:
             return _execute_once(req, operation)
-        except OperationalError as exc:
-            if is_lock_timeout(exc):
+        except (OperationalError, InterfaceError) as exc:
+            if isinstance(exc, OperationalError) and is_lock_timeout(exc):
                 raise ServiceBusy("The wallet is busy; retry shortly.") from exc
-            if is_connection_lost(exc) and reconnects < settings.DB_RECONNECT_ATTEMPTS:
+            # InterfaceError: the connection was already closed under us.
+            lost = isinstance(exc, InterfaceError) or is_connection_lost(exc)
+            if lost and reconnects < settings.DB_RECONNECT_ATTEMPTS:
                 reconnects += 1
                 delay = settings.DB_RECONNECT_BACKOFF_SECONDS * (2 ** (reconnects - 1))
                 logger.warning("database connection lost (%s); reconnecting in %.2fs", exc, delay)
                 connection.close()
                 time.sleep(delay)
                 continue
-            if is_retryable(exc) and attempt < attempts:
+            if not lost and is_retryable(exc) and attempt < attempts:
                 logger.warning("retrying money transaction after %s (attempt %d)", exc, attempt)
-                continue
-            raise
-        except InterfaceError as exc:  # the connection was already closed under us
-            if reconnects < settings.DB_RECONNECT_ATTEMPTS:
-                reconnects += 1
-                logger.warning("database connection unusable (%s); reconnecting", exc)
-                connection.close()
-                time.sleep(settings.DB_RECONNECT_BACKOFF_SECONDS * (2 ** (reconnects - 1)))
                 continue
             raise
 
