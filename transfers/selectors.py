@@ -7,6 +7,7 @@ from typing import Any
 from uuid import UUID
 
 from django.db.models import F, Q, QuerySet
+from django.db.models.lookups import Exact
 
 from transfers.models import LedgerEntry, Transfer
 from wallet_project.cache import cached
@@ -18,6 +19,28 @@ TRANSFER_CACHE = "transfer"
 _TRANSFER_FIELDS = Transfer.PUBLIC_FIELDS
 
 
+class PinnedExact(Exact):
+    """`column = value`, written for PostgreSQL as `column = ANY(ARRAY[value])`.
+
+    PostgreSQL folds a plain `column = constant` into an equivalence class and then drops
+    the column from ORDER BY as redundant. History pages order by (wallet_id, -id), the
+    exact key of entry_wallet_id_idx (wallet_id, id DESC): only that index can return the
+    rows in that order if wallet_id stays in the ORDER BY. With `wallet_id = X`, the
+    ORDER BY shrinks to `id DESC`, which a backward scan of the primary key also
+    provides, and the planner takes it (it guesses the wallet's rows are spread evenly
+    over the table). On the last pages of a big wallet that scan reads every older row
+    of every other wallet. A one-element array keeps the same selectivity and the same
+    index condition, but is not folded, so wallet_id stays in the ORDER BY.
+    (transfers/tests/test_history_plan.py checks the plan.)
+    """
+
+    def as_postgresql(self, compiler: Any, connection: Any) -> tuple[str, tuple[Any, ...]]:
+        lhs, lhs_params = self.process_lhs(compiler, connection)
+        rhs, rhs_params = self.process_rhs(compiler, connection)
+        array_type = f"{self.lhs.output_field.db_type(connection)}[]"  # typed even for a str value
+        return f"{lhs} = ANY(ARRAY[{rhs}]::{array_type})", (*lhs_params, *rhs_params)
+
+
 def wallet_history(
     *,
     wallet_id: UUID,
@@ -26,9 +49,13 @@ def wallet_history(
     created_after: datetime | None = None,
     created_before: datetime | None = None,
 ) -> QuerySet[LedgerEntry]:
-    """The caller's wallet's entries, newest first (keyset-paginated on id)."""
+    """The caller's wallet's entries, newest first (keyset-paginated on id).
+
+    Order it by ("wallet_id", "-id") (wallets.api.HistoryPagination does) so that every
+    page, the last included, reads entry_wallet_id_idx: see PinnedExact.
+    """
     wallet_check_owner(wallet_id=wallet_id, owner_id=owner_id)
-    entries = LedgerEntry.objects.filter(wallet_id=wallet_id).select_related("transfer")
+    entries = LedgerEntry.objects.filter(PinnedExact(F("wallet_id"), wallet_id)).select_related("transfer")
     if entry_type:
         entries = entries.filter(type=entry_type)
     if created_after:

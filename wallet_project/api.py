@@ -102,6 +102,30 @@ class StrictUUIDField(serializers.UUIDField):
         return super().to_internal_value(data)
 
 
+def _invert(field: str) -> str:
+    return field[1:] if field.startswith("-") else f"-{field}"
+
+
+class _PrefixedOrdering:
+    """Stands in for a queryset until DRF orders it: puts `prefix` in front of that ordering.
+
+    The prefix follows DRF's direction: as declared for forward pages, inverted for
+    `previous` pages (which DRF orders by the inverted ordering).
+    """
+
+    def __init__(self, queryset: Any, prefix: tuple[str, ...], forward_first: str) -> None:
+        self._queryset = queryset
+        self._prefix = prefix
+        self._forward_first = forward_first
+
+    def order_by(self, *fields: str) -> Any:
+        prefix = self._prefix if fields[0] == self._forward_first else tuple(map(_invert, self._prefix))
+        return self._queryset.order_by(*prefix, *fields)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._queryset, name)
+
+
 class KeysetPagination(CursorPagination):
     """Opaque-cursor keyset pagination: constant cost from the first page to the last."""
 
@@ -110,6 +134,13 @@ class KeysetPagination(CursorPagination):
     page_size_query_param = "limit"
     cursor_query_param = "cursor"
     invalid_cursor_message = "Invalid cursor."
+    # Columns the queryset pins to one value, put in front of ORDER BY (before `ordering`,
+    # in the directions of the index that serves the pages). The cursor still holds the
+    # first `ordering` field alone. For a queryset filtered on `wallet_id` with an index on
+    # (wallet_id, id DESC): ordering "-id", ordering_prefix ("wallet_id",). This only helps
+    # if the filter pinning them is not folded into a constant by PostgreSQL, which would
+    # drop them from the ORDER BY again (see transfers.selectors.PinnedExact).
+    ordering_prefix: tuple[str, ...] = ()
 
     def get_page_size(self, request: Any) -> int:
         raw = request.query_params.get(self.page_size_query_param)
@@ -125,6 +156,9 @@ class KeysetPagination(CursorPagination):
 
     def paginate_queryset(self, queryset: Any, request: Any, view: Any = None) -> Any:
         self._model = queryset.model
+        if self.ordering_prefix:
+            forward_first = self.ordering if isinstance(self.ordering, str) else self.ordering[0]
+            queryset = _PrefixedOrdering(queryset, tuple(self.ordering_prefix), forward_first)
         return super().paginate_queryset(queryset, request, view)
 
     def decode_cursor(self, request: Any) -> Any:

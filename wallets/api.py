@@ -40,7 +40,11 @@ class WalletPagination(KeysetPagination):
 
 
 class HistoryPagination(KeysetPagination):
+    # ORDER BY wallet_id, id DESC: exactly entry_wallet_id_idx (wallet_id, id DESC), so every
+    # page reads that index, the last one included (transfers.selectors.wallet_history
+    # pins wallet_id in a way the planner keeps in the ORDER BY). Cursors hold the id.
     ordering = "-id"
+    ordering_prefix = ("wallet_id",)
 
 
 class WalletViewSet(viewsets.GenericViewSet):
