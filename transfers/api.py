@@ -32,7 +32,7 @@ from transfers.serializers import (
 from wallet_project.api import UUID_PATTERN, KeysetPagination, parse_uuid
 from wallet_project.db_router import replica_reads
 from wallet_project.errors import PROBLEM_CONTENT_TYPE
-from wallet_project.ratelimits import MoneyQuota, UserQuota, WalletOutgoingQuota
+from wallet_project.ratelimits import MoneyQuota, Quotas, UserQuota, WalletOutgoingQuota
 from wallet_project.tracing import movement_span
 
 IDEMPOTENCY_PARAMETER = OpenApiParameter(
@@ -116,7 +116,7 @@ class TransferViewSet(viewsets.GenericViewSet):
 
     def get_throttles(self) -> list:
         if self.action == "create":
-            return [UserQuota(), MoneyQuota(), WalletOutgoingQuota()]
+            return [Quotas(UserQuota(), MoneyQuota(), WalletOutgoingQuota())]
         return super().get_throttles()
 
     @extend_schema(

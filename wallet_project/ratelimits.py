@@ -10,19 +10,26 @@ these classes pick the key (user, client IP, source wallet), the budget
 from __future__ import annotations
 
 import contextlib
+import logging
+import time
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
 from django.conf import settings
 from django.core.cache import caches
-from django_ratelimit.core import ALL, _get_window, _make_cache_key, _split_rate, get_usage
+from django_ratelimit.core import ALL, EXPIRATION_FUDGE, _get_window, _make_cache_key, _split_rate, get_usage
+from redis.exceptions import RedisError
 from rest_framework.exceptions import Throttled
 from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
 
 from wallet_project import metrics
 from wallet_project.errors import RateLimitUnavailable
+
+logger = logging.getLogger(__name__)
 
 
 def client_ip(request: Any) -> str:
@@ -49,35 +56,107 @@ class Quota(BaseThrottle, ABC):
         """The counter this request spends from, or None when the budget does not apply."""
 
     def allow_request(self, request: Request, view: Any) -> bool:
-        value = self.key(request, view)
-        rate = settings.RATE_LIMITS.get(self.scope)
-        if value is None or not rate:  # a budget left out of RATE_LIMITS is unlimited
-            return True
-        usage = get_usage(
-            request,
-            group=f"quota:{self.scope}",
-            key=lambda group, req: value,
-            rate=rate,
-            increment=True,
-        )
-        if usage is None:  # RATELIMIT_ENABLE is off
-            return True
-        if usage["limit"] == 0 and usage["time_left"] == -1:  # the counter store is unreachable
-            fail_open = (
-                settings.RATE_LIMIT_FAIL_OPEN_MONEY if self.money else settings.RATE_LIMIT_FAIL_OPEN_READS
-            )
-            if fail_open:
-                return True
-            metrics.record_rate_limited(self.scope, reason="unavailable")
-            raise RateLimitUnavailable("Rate limiting is unavailable; retry shortly.")
-        if usage["should_limit"]:
-            metrics.record_rate_limited(self.scope)
-            self._wait = max(1, usage["time_left"])
-            return False
-        return True
+        wait = spend(request, view, [self])
+        self._wait = wait
+        return wait is None
 
     def wait(self) -> float | None:
         return self._wait
+
+
+class Quotas(BaseThrottle):
+    """Several budgets spent together: one Redis round trip for all their counters."""
+
+    def __init__(self, *quotas: Quota) -> None:
+        self.quotas = quotas
+        self._wait: float | None = None
+
+    def allow_request(self, request: Request, view: Any) -> bool:
+        self._wait = spend(request, view, self.quotas)
+        return self._wait is None
+
+    def wait(self) -> float | None:
+        return self._wait
+
+
+@dataclass(frozen=True)
+class _Counter:
+    quota: Quota
+    cache_key: str
+    limit: int
+    period: int
+    window: int
+
+
+def spend(request: Request, view: Any, quotas: Sequence[Quota]) -> float | None:
+    """Count this request against each budget; None if all allow it, else the seconds to wait.
+
+    The counters are django-ratelimit's own: the same rate syntax, fixed windows
+    staggered per key, cache keys and cache ("ratelimit"), so `get_usage` reads
+    them and LoginGuard gives attempts back the same way. What differs is the
+    transport: `get_usage` spends two round trips per budget (`cache.add`, then
+    `cache.incr`), and a money request spends three budgets; here every counter
+    is created-if-missing and incremented in one pipelined round trip.
+    Raises RateLimitUnavailable when the store is down and a budget fails closed.
+    """
+    if not getattr(settings, "RATELIMIT_ENABLE", True):
+        return None
+    counters = []
+    for quota in quotas:
+        value = quota.key(request, view)
+        rate = settings.RATE_LIMITS.get(quota.scope)
+        if value is None or not rate:  # a budget left out of RATE_LIMITS is unlimited
+            continue
+        limit, period = _split_rate(rate)
+        window = _get_window(value, period)
+        cache_key = _make_cache_key(f"quota:{quota.scope}", window, rate, value, ALL)
+        counters.append(_Counter(quota, cache_key, limit, period, window))
+    if not counters:
+        return None
+    counts = _increment([(c.cache_key, c.period + EXPIRATION_FUDGE) for c in counters])
+    if counts is None:  # the counter store is unreachable
+        for c in counters:
+            fail_open = (
+                settings.RATE_LIMIT_FAIL_OPEN_MONEY if c.quota.money else settings.RATE_LIMIT_FAIL_OPEN_READS
+            )
+            if not fail_open:
+                metrics.record_rate_limited(c.quota.scope, reason="unavailable")
+                raise RateLimitUnavailable("Rate limiting is unavailable; retry shortly.")
+        return None
+    wait = None
+    now = int(time.time())
+    for c, count in zip(counters, counts, strict=True):
+        if count > c.limit:
+            metrics.record_rate_limited(c.quota.scope)
+            wait = max(wait or 1, c.window - now, 1)
+    return wait
+
+
+def _increment(keys: Sequence[tuple[str, int]]) -> list[int] | None:
+    """SET key 0 EX ttl NX, then INCR key, for every key, in one round trip; None if Redis fails."""
+    cache = caches[settings.RATELIMIT_USE_CACHE]
+    if not hasattr(cache, "client"):  # not Redis (the embedded default): count as get_usage does
+        counts = []
+        for key, ttl in keys:
+            cache.add(key, 0, ttl)
+            try:
+                counts.append(cache.incr(key))
+            except ValueError:  # expired between the two calls
+                cache.add(key, 1, ttl)
+                counts.append(1)
+        return counts
+    try:
+        client = cache.client.get_client(write=True)
+        pipe = client.pipeline(transaction=False)
+        for key, ttl in keys:
+            full = cache.client.make_key(key)
+            pipe.set(full, 0, ex=ttl, nx=True)
+            pipe.incr(full)
+        replies = pipe.execute()
+    except (RedisError, OSError) as exc:
+        logger.warning("rate-limit counters unavailable: %s", exc)
+        return None
+    return [int(reply) for reply in replies[1::2]]
 
 
 class UserQuota(Quota):

@@ -30,7 +30,7 @@ from transfers.serializers import (
 )
 from wallet_project.api import UUID_PATTERN, KeysetPagination, parse_uuid
 from wallet_project.db_router import replica_reads
-from wallet_project.ratelimits import MoneyQuota, UserQuota, WalletOutgoingQuota
+from wallet_project.ratelimits import MoneyQuota, Quotas, UserQuota, WalletOutgoingQuota
 from wallets import selectors, services
 from wallets.serializers import WalletCreateSerializer, WalletSerializer, WalletUpdateSerializer, wallet_data
 
@@ -54,9 +54,9 @@ class WalletViewSet(viewsets.GenericViewSet):
 
     def get_throttles(self) -> list:
         if self.action == "deposits":
-            return [UserQuota(), MoneyQuota()]
+            return [Quotas(UserQuota(), MoneyQuota())]
         if self.action == "withdrawals":
-            return [UserQuota(), MoneyQuota(), WalletOutgoingQuota()]
+            return [Quotas(UserQuota(), MoneyQuota(), WalletOutgoingQuota())]
         return super().get_throttles()
 
     @extend_schema(responses={200: WalletSerializer(many=True)})
