@@ -5,11 +5,13 @@ Redis being down degrades to the database: the cache backend ignores
 connection errors (IGNORE_EXCEPTIONS), so a failed get is a miss and a failed
 set is a no-op.
 
-Invalidation uses a generation token per object: readers look up the token,
-then the data stored under it; writers replace the token after their
-transaction commits. A reader that loaded old data just before a change stores
-it under the old token, which nobody reads again, so a change is visible to
-every read that starts after the commit.
+Invalidation uses a generation token per object: the data is stored together
+with the token that was current when its load began, and it counts only while
+that token is still current. Writers replace the token after their transaction
+commits. A reader that loaded old data just before a change stores it with the
+old token, which no longer matches, so a change is visible to every read that
+starts after the commit. A hit reads the token and the data in one round trip
+(MGET).
 """
 
 from __future__ import annotations
@@ -30,26 +32,29 @@ def _generation_key(namespace: str, obj_id: object) -> str:
     return f"{namespace}:{obj_id}:gen"
 
 
+def _data_key(namespace: str, obj_id: object) -> str:
+    return f"{namespace}:{obj_id}"
+
+
 def cached(namespace: str, obj_id: object, loader: Callable[[], T], timeout: int | None = None) -> T:
     """The cached value for (namespace, obj_id), loading and storing it on a miss.
 
     `loader` returning None is not cached (e.g. "no such wallet").
     """
-    gen_key = _generation_key(namespace, obj_id)
-    generation = cache.get(gen_key)
+    gen_key, data_key = _generation_key(namespace, obj_id), _data_key(namespace, obj_id)
+    found = cache.get_many([gen_key, data_key])
+    generation, entry = found.get(gen_key), found.get(data_key)
+    if generation is not None and entry is not None and entry[0] == generation:
+        return entry[1]
     if generation is None:
         generation = uuid.uuid4().hex
         if not cache.add(gen_key, generation, _GENERATION_TTL):
             generation = cache.get(gen_key) or generation
-    data_key = f"{namespace}:{obj_id}:{generation}"
-    value = cache.get(data_key)
-    if value is not None:
-        return value
     value = loader()
     if value is not None:
         if timeout is None:
             timeout = settings.CACHES["default"].get("TIMEOUT")
-        cache.set(data_key, value, timeout)
+        cache.set(data_key, (generation, value), timeout)
     return value
 
 
@@ -64,5 +69,6 @@ def invalidate_on_commit(namespace: str, obj_id: object) -> None:
 
 def peek(namespace: str, obj_id: object) -> Any:
     """The currently cached value, or None (for tests and diagnostics)."""
-    generation = cache.get(_generation_key(namespace, obj_id))
-    return None if generation is None else cache.get(f"{namespace}:{obj_id}:{generation}")
+    found = cache.get_many([_generation_key(namespace, obj_id), _data_key(namespace, obj_id)])
+    generation, entry = found.get(_generation_key(namespace, obj_id)), found.get(_data_key(namespace, obj_id))
+    return entry[1] if generation is not None and entry is not None and entry[0] == generation else None
