@@ -36,6 +36,7 @@ from audit.services import audit_record
 from transfers.db import is_connection_lost, is_lock_timeout, is_retryable, violated_constraint
 from transfers.models import IdempotencyRecord
 from transfers.services import duplicate_reference_error, find_reference_owner
+from transfers.sql import insert_later, one_statement
 from wallet_project import metrics
 from wallet_project.errors import render_problem, service_error_body
 from wallets.errors import (
@@ -118,15 +119,18 @@ def _replay_stored(req: IdempotentRequest) -> StoredResponse:
 
 
 def _record(req: IdempotentRequest, status: int, body: bytes, transfer_id: UUID | None) -> None:
-    IdempotencyRecord.objects.create(
-        user_id=req.user_id,
-        key=req.key,
-        method=req.method,
-        path=req.path,
-        request_hash=req.request_hash,
-        status_code=status,
-        response_body=body,
-        transfer_id=transfer_id,
+    # Joins the movement's own statement when there is one (transfers/sql.py).
+    insert_later(
+        IdempotencyRecord(
+            user_id=req.user_id,
+            key=req.key,
+            method=req.method,
+            path=req.path,
+            request_hash=req.request_hash,
+            status_code=status,
+            response_body=body,
+            transfer_id=transfer_id,
+        )
     )
 
 
@@ -196,7 +200,7 @@ def _execute_once(req: IdempotentRequest, operation: Operation) -> StoredRespons
     if record is not None:
         return _replay(req, record)
     try:
-        with transaction.atomic():
+        with transaction.atomic(), one_statement():
             status, body, transfer_id = operation()
             _record(req, status, body, transfer_id)
         return StoredResponse(status=status, body=body, replayed=False)

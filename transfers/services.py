@@ -3,15 +3,16 @@
 Every movement is one Transfer with two LedgerEntry legs that sum to zero.
 The shape of each service:
 
-1. Validate and resolve everything without locks (amount, wallets, ownership,
-   currency, status, reference).
-2. In one transaction: lock the *user* wallets involved with one
+1. Validate what needs no database (amount, same wallet).
+2. In one transaction: resolve and lock the *user* wallets involved with one
    `SELECT ... FOR NO KEY UPDATE ... ORDER BY id` (a fixed order, so two
-   transfers A->B and B->A cannot deadlock), re-check status and funds on the
-   locked rows, insert the transfer and both legs, write the new balances.
+   transfers A->B and B->A cannot deadlock). The caller's wallet only matches
+   if the caller owns it, so nobody can lock somebody else's source wallet.
+   Check ownership, currency, status, reference, funds and limits on the locked
+   rows, then insert the transfer, both legs and the audit event and write the
+   new balances in one statement (transfers/sql.py).
    System wallets are never locked or updated: their legs carry no running
    balance, so deposits into different wallets never wait for each other.
-   The audit event is written in the same transaction.
 3. PostgreSQL re-checks the invariants at commit (migration transfers.0002):
    legs sum to zero and match the transfer, running balances chain, stored
    balances match the ledger, user balances stay >= 0, history is append-only.
@@ -32,7 +33,7 @@ from uuid import UUID
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Case, Value, When
+from django.db.models import Case, Q, Value, When
 from django.utils import timezone
 from opentelemetry import trace
 
@@ -68,13 +69,15 @@ MAX_WALLET_BALANCE = 10**18
 @dataclass(frozen=True)
 class _Movement:
     kind: str
-    source: Wallet
-    destination: Wallet
+    # The caller's own wallet: the source of a transfer or withdrawal, the destination of a deposit.
+    own_wallet_id: UUID
+    # A transfer's destination (any user's wallet); None for deposits and withdrawals,
+    # whose other side is the currency's system wallet.
+    other_wallet_id: UUID | None
     amount: int
     reference: str | None
-    reference_wallet_id: UUID
     description: str
-    initiated_by_id: int | None
+    initiated_by_id: int
 
 
 def _check_amount(amount: int) -> None:
@@ -113,16 +116,6 @@ def find_reference_owner(*, wallet_id: UUID, reference: str) -> UUID | None:
     )
 
 
-def _user_wallet(wallet_id: UUID, *, owner_id: int | None = None) -> Wallet:
-    query = Wallet.objects.filter(pk=wallet_id, kind=Wallet.Kind.USER)
-    if owner_id is not None:
-        query = query.filter(owner_id=owner_id)
-    wallet = query.first()
-    if wallet is None:
-        raise WalletNotFound("No wallet with this id belongs to you.")
-    return wallet
-
-
 def _system_wallet(currency: str) -> Wallet:
     # A stand-in carrying only what the movement needs; the row is never locked.
     return Wallet(id=system_wallet_id(currency=currency), kind=Wallet.Kind.SYSTEM, currency=currency)
@@ -151,119 +144,157 @@ def _metered(kind: str) -> Callable[[Callable[..., Transfer]], Callable[..., Tra
 
 
 def _execute(m: _Movement) -> Transfer:
-    """Lock, re-check, write. Runs inside the caller's transaction if there is one."""
-    try:
-        return _execute_locked(m)
-    except WalletError as error:
-        error.currency = m.source.currency
-        raise
-
-
-def _execute_locked(m: _Movement) -> Transfer:
-    user_ids = sorted(w.id for w in (m.source, m.destination) if not w.is_system)
+    """Lock, check, write. Runs inside the caller's transaction if there is one."""
     with transaction.atomic(savepoint=False):
-        started = time.perf_counter()
-        try:
-            locked = {
-                w.id: w
-                for w in Wallet.objects.select_for_update(no_key=True)
-                .filter(pk__in=user_ids)
-                .order_by("pk")
-                .only("id", "kind", "currency", "balance", "status", "owner_id", "name", "created_at")
-            }
-        finally:  # a lock timeout is the longest wait of all; observe it too
-            metrics.observe_lock_wait(time.perf_counter() - started)
-        source = locked.get(m.source.id, m.source)
-        destination = locked.get(m.destination.id, m.destination)
-        if not source.is_system:
-            _check_active(source, "source")
-            if source.balance < m.amount:
-                raise InsufficientFunds(
-                    "The wallet's balance does not cover this amount.",
-                    wallet_id=str(source.id),
-                )
-            source.balance -= m.amount
-        if not destination.is_system:
-            _check_active(destination, "destination")
-            if destination.balance + m.amount > MAX_WALLET_BALANCE:
-                raise BalanceLimitExceeded("The destination wallet cannot hold this much.")
-            destination.balance += m.amount
+        source, destination = _lock(m)
+        return _write(m, source, destination)
 
-        now = timezone.now()
-        transfer = Transfer(
-            id=uuid.uuid4(),
-            kind=m.kind,
-            source_wallet=source,
-            destination_wallet=destination,
-            amount=m.amount,
-            currency=source.currency,
-            reference=m.reference,
-            reference_wallet_id=m.reference_wallet_id,
-            description=m.description,
-            initiated_by_id=m.initiated_by_id,
+
+_LOCKED_FIELDS = ("id", "kind", "currency", "balance", "status", "owner_id", "name", "created_at")
+
+
+def _lock(m: _Movement) -> tuple[Wallet, Wallet]:
+    """Lock the movement's user wallets and check them; return (source, destination).
+
+    One `SELECT ... FOR NO KEY UPDATE ... ORDER BY id` both resolves and locks: the
+    caller's wallet only matches if the caller owns it, so a request naming somebody
+    else's wallet as its source locks nothing of theirs. Every check runs on the
+    locked rows, so nothing can change between the check and the write.
+    """
+    wanted = Q(pk=m.own_wallet_id, owner_id=m.initiated_by_id)
+    if m.other_wallet_id is not None:
+        wanted |= Q(pk=m.other_wallet_id)
+    started = time.perf_counter()
+    try:
+        locked = {
+            w.id: w
+            for w in Wallet.objects.select_for_update(no_key=True)
+            .filter(wanted, kind=Wallet.Kind.USER)
+            .order_by("pk")
+            .only(*_LOCKED_FIELDS)
+        }
+    finally:  # a lock timeout is the longest wait of all; observe it too
+        metrics.observe_lock_wait(time.perf_counter() - started)
+    own = locked.get(m.own_wallet_id)
+    if m.kind == Transfer.Kind.TRANSFER:
+        if own is None:
+            raise WalletNotFound("No source wallet with this id belongs to you.")
+        other = locked.get(m.other_wallet_id)
+        if other is None:
+            raise WalletNotFound("No destination wallet with this id exists.")
+        if own.currency != other.currency:
+            error = CurrencyMismatch(
+                f"The source wallet holds {own.currency} and the destination {other.currency}."
+            )
+            error.currency = own.currency
+            raise error
+        source, destination = own, other
+    else:
+        if own is None:
+            raise WalletNotFound("No wallet with this id belongs to you.")
+        if m.kind == Transfer.Kind.DEPOSIT:
+            source, destination = _system_wallet(own.currency), own
+        else:
+            source, destination = own, _system_wallet(own.currency)
+    try:
+        for wallet, role in ((source, "source"), (destination, "destination")):
+            if not wallet.is_system:
+                _check_active(wallet, role)
+        _check_reference_free(wallet_id=own.id, reference=m.reference)
+        if not source.is_system and source.balance < m.amount:
+            raise InsufficientFunds(
+                "The wallet's balance does not cover this amount.",
+                wallet_id=str(source.id),
+            )
+        if not destination.is_system and destination.balance + m.amount > MAX_WALLET_BALANCE:
+            raise BalanceLimitExceeded("The destination wallet cannot hold this much.")
+    except WalletError as error:
+        error.currency = own.currency
+        raise
+    return source, destination
+
+
+def _write(m: _Movement, source: Wallet, destination: Wallet) -> Transfer:
+    """Insert the transfer, both legs and the audit event; store the new balances."""
+    if not source.is_system:
+        source.balance -= m.amount
+    if not destination.is_system:
+        destination.balance += m.amount
+    now = timezone.now()
+    transfer = Transfer(
+        id=uuid.uuid4(),
+        kind=m.kind,
+        source_wallet=source,
+        destination_wallet=destination,
+        amount=m.amount,
+        currency=source.currency,
+        reference=m.reference,
+        reference_wallet_id=m.own_wallet_id,
+        description=m.description,
+        initiated_by_id=m.initiated_by_id,
+        created_at=now,
+    )
+    if m.kind == Transfer.Kind.TRANSFER:
+        out_type, in_type = LedgerEntry.Type.TRANSFER_OUT, LedgerEntry.Type.TRANSFER_IN
+    elif m.kind == Transfer.Kind.DEPOSIT:
+        out_type = in_type = LedgerEntry.Type.DEPOSIT
+    else:
+        out_type = in_type = LedgerEntry.Type.WITHDRAWAL
+    entries = [
+        LedgerEntry(
+            transfer=transfer,
+            wallet_id=source.id,
+            type=out_type,
+            amount=-m.amount,
+            balance_after=None if source.is_system else source.balance,
             created_at=now,
-        )
-        if m.kind == Transfer.Kind.TRANSFER:
-            out_type, in_type = LedgerEntry.Type.TRANSFER_OUT, LedgerEntry.Type.TRANSFER_IN
-        elif m.kind == Transfer.Kind.DEPOSIT:
-            out_type = in_type = LedgerEntry.Type.DEPOSIT
-        else:
-            out_type = in_type = LedgerEntry.Type.WITHDRAWAL
-        entries = [
-            LedgerEntry(
-                transfer=transfer,
-                wallet_id=source.id,
-                type=out_type,
-                amount=-m.amount,
-                balance_after=None if source.is_system else source.balance,
-                created_at=now,
-            ),
-            LedgerEntry(
-                transfer=transfer,
-                wallet_id=destination.id,
-                type=in_type,
-                amount=m.amount,
-                balance_after=None if destination.is_system else destination.balance,
-                created_at=now,
-            ),
-        ]
-        changed = [w for w in (source, destination) if not w.is_system]
-        for w in changed:
-            w.updated_at = now
-        audit = audit_event(
-            action=_AUDIT_ACTIONS[m.kind],
-            actor_id=m.initiated_by_id,
-            target_type="transfer",
-            target_id=transfer.id,
+        ),
+        LedgerEntry(
+            transfer=transfer,
+            wallet_id=destination.id,
+            type=in_type,
             amount=m.amount,
+            balance_after=None if destination.is_system else destination.balance,
+            created_at=now,
+        ),
+    ]
+    changed = [w for w in (source, destination) if not w.is_system]
+    for w in changed:
+        w.updated_at = now
+    audit = audit_event(
+        action=_AUDIT_ACTIONS[m.kind],
+        actor_id=m.initiated_by_id,
+        target_type="transfer",
+        target_id=transfer.id,
+        amount=m.amount,
+        currency=transfer.currency,
+        details={
+            "source_wallet_id": str(source.id),
+            "destination_wallet_id": str(destination.id),
+            "reference": m.reference,
+        },
+    )
+    if connection.vendor == "postgresql":
+        # One round trip while the locks are held (transfers/sql.py).
+        write_movement(transfer=transfer, entries=entries, wallets=changed, audit=audit, now=now)
+    else:
+        transfer.save(force_insert=True)
+        LedgerEntry.objects.bulk_create(entries)
+        Wallet.objects.filter(pk__in=[w.id for w in changed]).update(
+            balance=Case(*[When(pk=w.id, then=Value(w.balance)) for w in changed]),
+            updated_at=now,
+        )
+        audit.save(force_insert=True)
+    trace.get_current_span().set_attribute("money.currency", transfer.currency)
+    transaction.on_commit(
+        functools.partial(
+            metrics.record_movement,
+            kind=m.kind,
             currency=transfer.currency,
-            details={
-                "source_wallet_id": str(source.id),
-                "destination_wallet_id": str(destination.id),
-                "reference": m.reference,
-            },
+            outcome="completed",
+            amount=m.amount,
         )
-        if connection.vendor == "postgresql":
-            # One round trip while the locks are held (transfers/sql.py).
-            write_movement(transfer=transfer, entries=entries, wallets=changed, audit=audit, now=now)
-        else:
-            transfer.save(force_insert=True)
-            LedgerEntry.objects.bulk_create(entries)
-            Wallet.objects.filter(pk__in=[w.id for w in changed]).update(
-                balance=Case(*[When(pk=w.id, then=Value(w.balance)) for w in changed]),
-                updated_at=now,
-            )
-            audit.save(force_insert=True)
-        trace.get_current_span().set_attribute("money.currency", transfer.currency)
-        transaction.on_commit(
-            functools.partial(
-                metrics.record_movement,
-                kind=m.kind,
-                currency=transfer.currency,
-                outcome="completed",
-                amount=m.amount,
-            )
-        )
+    )
     return transfer
 
 
@@ -283,17 +314,13 @@ def deposit_create(
     Returns the transfer; `transfer.destination_wallet` holds the new balance.
     """
     _check_amount(amount)
-    wallet = _user_wallet(wallet_id, owner_id=owner_id)
-    _check_active(wallet, "destination")
-    _check_reference_free(wallet_id=wallet.id, reference=reference)
     return _execute(
         _Movement(
             kind=Transfer.Kind.DEPOSIT,
-            source=_system_wallet(wallet.currency),
-            destination=wallet,
+            own_wallet_id=wallet_id,
+            other_wallet_id=None,
             amount=amount,
             reference=reference,
-            reference_wallet_id=wallet.id,
             description=description,
             initiated_by_id=owner_id,
         )
@@ -316,17 +343,13 @@ def withdrawal_create(
     or the caller's. `transfer.source_wallet` holds the new balance.
     """
     _check_amount(amount)
-    wallet = _user_wallet(wallet_id, owner_id=owner_id)
-    _check_active(wallet, "source")
-    _check_reference_free(wallet_id=wallet.id, reference=reference)
     return _execute(
         _Movement(
             kind=Transfer.Kind.WITHDRAWAL,
-            source=wallet,
-            destination=_system_wallet(wallet.currency),
+            own_wallet_id=wallet_id,
+            other_wallet_id=None,
             amount=amount,
             reference=reference,
-            reference_wallet_id=wallet.id,
             description=description,
             initiated_by_id=owner_id,
         )
@@ -352,33 +375,13 @@ def transfer_create(
     _check_amount(amount)
     if source_wallet_id == destination_wallet_id:
         raise SameWallet("A wallet cannot send money to itself.")
-    wallets = {
-        w.id: w
-        for w in Wallet.objects.filter(
-            pk__in=[source_wallet_id, destination_wallet_id], kind=Wallet.Kind.USER
-        )
-    }
-    source = wallets.get(source_wallet_id)
-    if source is None or source.owner_id != initiated_by_id:
-        raise WalletNotFound("No source wallet with this id belongs to you.")
-    destination = wallets.get(destination_wallet_id)
-    if destination is None:
-        raise WalletNotFound("No destination wallet with this id exists.")
-    if source.currency != destination.currency:
-        raise CurrencyMismatch(
-            f"The source wallet holds {source.currency} and the destination {destination.currency}."
-        )
-    _check_active(source, "source")
-    _check_active(destination, "destination")
-    _check_reference_free(wallet_id=source.id, reference=reference)
     return _execute(
         _Movement(
             kind=Transfer.Kind.TRANSFER,
-            source=source,
-            destination=destination,
+            own_wallet_id=source_wallet_id,
+            other_wallet_id=destination_wallet_id,
             amount=amount,
             reference=reference,
-            reference_wallet_id=source.id,
             description=description,
             initiated_by_id=initiated_by_id,
         )

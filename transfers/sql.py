@@ -10,7 +10,9 @@ desynchronise this SQL from the ORM.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import datetime
 
 from django.db import connection
@@ -37,6 +39,68 @@ def _insert(instances: Sequence[Model]) -> tuple[str, list]:
     return sql, params
 
 
+class Statement:
+    """One statement of data-modifying CTEs, assembled part by part and sent once."""
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self.params: list = []
+
+    def insert(self, instances: Sequence[Model]) -> None:
+        sql, values = _insert(instances)
+        self.parts.append(f"q{len(self.parts)} AS ({sql})")
+        self.params.extend(values)
+
+    def update_balances(self, wallets: Sequence[Wallet], now: datetime) -> None:
+        cases = " ".join("WHEN %s THEN %s" for _ in wallets)
+        ids = ", ".join("%s" for _ in wallets)
+        # Only placeholders are interpolated here.
+        update = f"UPDATE wallets_wallet SET balance = CASE id {cases} END"  # noqa: S608  # nosec B608
+        update += f", updated_at = %s WHERE id IN ({ids})"
+        self.parts.append(f"q{len(self.parts)} AS ({update})")
+        for wallet in wallets:
+            self.params.extend([wallet.id, wallet.balance])
+        self.params.append(now)
+        self.params.extend(wallet.id for wallet in wallets)
+
+    def execute(self) -> None:
+        if self.parts:
+            with connection.cursor() as cursor:
+                cursor.execute("WITH " + ", ".join(self.parts) + " SELECT 1", self.params)
+
+
+_pending: ContextVar[Statement | None] = ContextVar("wallet_pending_statement", default=None)
+
+
+@contextmanager
+def one_statement() -> Iterator[Statement | None]:
+    """Collect the writes made inside (write_movement, insert_later) and send them as one statement.
+
+    The statement goes out when the block ends without an exception, so it must
+    be inside the transaction the writes belong to. Yields None, and changes
+    nothing, on databases without data-modifying CTEs (SQLite).
+    """
+    if connection.vendor != "postgresql" or _pending.get() is not None:
+        yield _pending.get()
+        return
+    statement = Statement()
+    token = _pending.set(statement)
+    try:
+        yield statement
+    finally:
+        _pending.reset(token)
+    statement.execute()
+
+
+def insert_later(instance: Model) -> None:
+    """Insert `instance` with the enclosing one_statement(), or now if there is none."""
+    statement = _pending.get()
+    if statement is None:
+        instance.save(force_insert=True)
+    else:
+        statement.insert([instance])
+
+
 def write_movement(
     *,
     transfer: Model,
@@ -45,22 +109,13 @@ def write_movement(
     audit: Model,
     now: datetime,
 ) -> None:
-    """Insert the transfer, its legs and the audit event, and store the new balances, in one statement."""
-    parts, params = [], []
-    for name, instances in (("t", [transfer]), ("e", entries), ("a", [audit])):
-        sql, values = _insert(instances)
-        parts.append(f"{name} AS ({sql})")
-        params.extend(values)
-    if wallets:
-        cases = " ".join("WHEN %s THEN %s" for _ in wallets)
-        ids = ", ".join("%s" for _ in wallets)
-        # Only placeholders are interpolated here.
-        update = f"UPDATE wallets_wallet SET balance = CASE id {cases} END"  # noqa: S608  # nosec B608
-        update += f", updated_at = %s WHERE id IN ({ids})"
-        parts.append(f"w AS ({update})")
-        for wallet in wallets:
-            params.extend([wallet.id, wallet.balance])
-        params.append(now)
-        params.extend(wallet.id for wallet in wallets)
-    with connection.cursor() as cursor:
-        cursor.execute("WITH " + ", ".join(parts) + " SELECT 1", params)
+    """Insert the transfer, its legs and the audit event, and store the new balances, in one statement.
+
+    Inside one_statement() the parts join that statement instead of going out now.
+    """
+    with one_statement() as statement:
+        statement.insert([transfer])
+        statement.insert(entries)
+        statement.insert([audit])
+        if wallets:
+            statement.update_balances(wallets, now)

@@ -606,28 +606,28 @@ def test_same_reference_on_a_different_wallet_is_fine(api_client, world):
 # money path must raise a budget here on purpose, never silently.
 
 
-def test_transfer_post_query_budget(api_client, world, django_assert_max_num_queries):
+def test_transfer_post_query_budget(api_client, world, django_assert_num_queries):
     client = api_client(world["alice"])
     url, data = request_for(world, "transfer", amount=10, reference="budget-1")
 
     # (the user comes from the authentication cache: no user query)
     # 1 SELECT idempotency record (replay lookup, before any lock)
     # 2 SAVEPOINT (the movement's transaction)
-    # 3 SELECT both wallets (ownership, currency, status; no lock)
+    # 3 SELECT ... FOR NO KEY UPDATE the caller's source wallet and the destination, ordered by
+    #   id: resolves, checks ownership and locks in one (the lock window opens)
     # 4 SELECT transfer by (wallet, reference) (duplicate reference check; only with a reference)
-    # 5 SELECT ... FOR NO KEY UPDATE both wallets, ordered by id (the lock window opens)
-    # 6 one statement: INSERT transfer, both ledger entries and the audit event, UPDATE both balances
-    # 7 INSERT idempotency record
-    # 8 RELEASE SAVEPOINT (the lock window closes at COMMIT)
+    # 5 one statement: INSERT transfer, both ledger entries, the audit event and the
+    #   idempotency record, UPDATE both balances
+    # 6 RELEASE SAVEPOINT (the lock window closes at COMMIT)
     client.get("/api/v1/auth/me")  # warm the authentication cache, as any earlier request would
-    with django_assert_max_num_queries(8):
+    with django_assert_num_queries(6):
         response = client.post(url, data, format="json", **key())
 
     assert response.status_code == 201, response.content
 
 
 def test_deposit_post_query_budget(
-    api_client, world, django_assert_max_num_queries, django_capture_on_commit_callbacks
+    api_client, world, django_assert_num_queries, django_capture_on_commit_callbacks
 ):
     # A process caches a currency's system wallet id once it is committed; its first
     # deposit in a currency costs one more SELECT (or INSERT). Warm it as production would.
@@ -639,14 +639,13 @@ def test_deposit_post_query_budget(
     # (the user comes from the authentication cache: no user query)
     # 1 SELECT idempotency record (replay lookup)
     # 2 SAVEPOINT
-    # 3 SELECT the wallet (ownership, status; no lock)
+    # 3 SELECT ... FOR NO KEY UPDATE the caller's wallet (the system wallet is never locked)
     # 4 SELECT transfer by (wallet, reference) (duplicate reference check)
-    # 5 SELECT ... FOR NO KEY UPDATE the user wallet (the system wallet is never locked)
-    # 6 one statement: INSERT transfer, both ledger entries and the audit event, UPDATE the balance
-    # 7 INSERT idempotency record
-    # 8 RELEASE SAVEPOINT
+    # 5 one statement: INSERT transfer, both ledger entries, the audit event and the
+    #   idempotency record, UPDATE the balance
+    # 6 RELEASE SAVEPOINT
     client.get("/api/v1/auth/me")  # warm the authentication cache
-    with django_assert_max_num_queries(8):
+    with django_assert_num_queries(6):
         response = client.post(url, data, format="json", **key())
 
     assert response.status_code == 201, response.content
