@@ -13,7 +13,7 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
-from django.db import InterfaceError, OperationalError, connection
+from django.db import InterfaceError, OperationalError, connection, connections
 from django.http import Http404, HttpRequest, HttpResponse
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.renderers import JSONRenderer
@@ -151,8 +151,9 @@ def exception_to_problem(exc: Exception) -> tuple[dict[str, Any], dict[str, str]
         return service_error_body(PayloadTooLarge(str(exc))), headers
     if isinstance(exc, (OperationalError, InterfaceError)) and _connection_lost(exc):
         # A failover or restart: nothing was acknowledged, so the client may retry
-        # (money requests with the same Idempotency-Key).
-        connection.close()
+        # (money requests with the same Idempotency-Key). Close every connection that is
+        # gone, so the next request (or RetryReadOnLostConnectionMiddleware) reconnects.
+        _close_lost_connections()
         error = DatabaseUnavailable("The database is unavailable; retry shortly.")
         return service_error_body(error), {"Retry-After": str(error.retry_after)}
     if isinstance(exc, Http404):
@@ -190,6 +191,14 @@ def exception_to_problem(exc: Exception) -> tuple[dict[str, Any], dict[str, str]
     return None
 
 
+def _close_lost_connections() -> None:
+    for conn in connections.all(initialized_only=True):
+        raw = conn.connection
+        if raw is not None and (getattr(raw, "closed", False) or getattr(raw, "broken", False)):
+            conn.close()
+    connection.close()  # the default connection raised; never reuse it for this request
+
+
 def _connection_lost(exc: Exception) -> bool:
     from transfers.db import is_connection_lost
 
@@ -204,6 +213,7 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
     body, headers = mapped
     response = Response(body, status=body["status"], headers=headers)
     response.content_type = PROBLEM_CONTENT_TYPE
+    response.database_connection_lost = body["code"] == DatabaseUnavailable.code
     return response
 
 

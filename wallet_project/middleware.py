@@ -1,4 +1,4 @@
-"""Request plumbing: request context and access log, and the body-size cap."""
+"""Request plumbing: request context and access log, the body-size cap, and read retries."""
 
 import logging
 import time
@@ -12,6 +12,7 @@ from wallet_project.errors import PayloadTooLarge, problem_response, service_err
 from wallet_project.ratelimits import client_ip
 
 access_logger = logging.getLogger("wallet.access")
+logger = logging.getLogger(__name__)
 
 
 class BodySizeLimitMiddleware:
@@ -30,6 +31,33 @@ class BodySizeLimitMiddleware:
             error = PayloadTooLarge(f"Request bodies are limited to {settings.API_MAX_BODY_BYTES} bytes.")
             return problem_response(service_error_body(error))
         return self.get_response(request)
+
+
+class RetryReadOnLostConnectionMiddleware:
+    """Run a read once more when its database connection turned out to be dead.
+
+    Persistent connections are not pinged before each request (DB_CONN_HEALTH_CHECKS
+    is off by default: that check is a round trip on every request). A connection
+    that died meanwhile (a restart, a failover) surfaces as 503 database_unavailable
+    with the dead connection already closed (wallet_project.errors). A GET or HEAD
+    changes nothing, so it is run again once on a fresh connection; money requests
+    reconnect and retry inside their idempotent transaction instead
+    (transfers.idempotency), and other writes answer 503 for the client to retry.
+    """
+
+    SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if request.method in self.SAFE and getattr(response, "database_connection_lost", False):
+            logger.warning(
+                "database connection lost during %s %s; retrying once", request.method, request.path
+            )
+            response = self.get_response(request)
+        return response
 
 
 class RequestContextMiddleware:

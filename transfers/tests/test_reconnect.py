@@ -13,6 +13,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 def kill_current_backend() -> None:
     """Terminate the Django connection's server process from a separate admin connection."""
+    connection.ensure_connection()
     pid = connection.connection.info.backend_pid
     params = connection.get_connection_params()
     params.pop("cursor_factory", None)
@@ -75,7 +76,7 @@ def test_a_connection_lost_before_commit_rolls_back_and_runs_exactly_once(
     assert IdempotencyRecord.objects.filter(key=key["HTTP_IDEMPOTENCY_KEY"]).count() == 1
 
 
-def test_a_read_that_loses_its_connection_answers_503_not_500(
+def test_a_read_that_keeps_losing_its_connection_answers_503_not_500(
     make_user, make_wallet, api_client, monkeypatch
 ):
     from transfers import selectors
@@ -93,3 +94,51 @@ def test_a_read_that_loses_its_connection_answers_503_not_500(
     assert response.status_code == 503, response.content
     assert response.json()["code"] == "database_unavailable"
     assert response["Retry-After"] == "1"
+
+
+def test_a_read_whose_connection_died_while_idle_is_run_again_and_succeeds(
+    make_user, make_wallet, api_client, monkeypatch
+):
+    """No ping before each request: a connection that died between requests costs a retry, not a 503."""
+    from transfers import selectors
+
+    user = make_user()
+    wallet = make_wallet(user, balance=500)
+    original = selectors.wallet_history
+    calls = {"n": 0}
+
+    def history_on_a_dead_connection(**kwargs):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            kill_current_backend()
+        return original(**kwargs)
+
+    monkeypatch.setattr(selectors, "wallet_history", history_on_a_dead_connection)
+    response = api_client(user).get(f"/api/v1/wallets/{wallet.id}/transactions")
+
+    assert response.status_code == 200, response.content
+    assert calls["n"] == 2
+    assert [entry["amount"] for entry in response.json()["results"]] == [500]
+
+
+def test_a_write_that_is_not_money_answers_503_once_and_is_not_rerun(make_user, api_client, monkeypatch):
+    from wallets import services
+
+    user = make_user()
+    original = services.wallet_create
+    calls = {"n": 0}
+
+    def create_on_a_dead_connection(**kwargs):
+        calls["n"] += 1
+        kill_current_backend()
+        return original(**kwargs)
+
+    monkeypatch.setattr(services, "wallet_create", create_on_a_dead_connection)
+    response = api_client(user).post("/api/v1/wallets", {"currency": "USD"}, format="json")
+
+    assert response.status_code == 503, response.content
+    assert response.json()["code"] == "database_unavailable"
+    assert calls["n"] == 1
+    monkeypatch.setattr(services, "wallet_create", original)
+    again = api_client(user).post("/api/v1/wallets", {"currency": "USD"}, format="json")
+    assert again.status_code == 201, again.content

@@ -58,6 +58,7 @@ MIDDLEWARE = [
     "wallet_project.middleware.RequestContextMiddleware",
     "wallet_project.db_router.ReadYourWritesMiddleware",
     "wallet_project.middleware.BodySizeLimitMiddleware",
+    "wallet_project.middleware.RetryReadOnLostConnectionMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -92,11 +93,15 @@ TEMPLATES = [
 # only the embedded default of `make run` (see settings.local).
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/wallet"
 DATABASE_URL = os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL)
+# A persistent connection is not pinged before each request unless DB_CONN_HEALTH_CHECKS
+# is on: that check is a round trip per request. A connection found dead instead makes a
+# money request reconnect and retry, and a read run once more (wallet_project.middleware).
+DB_CONN_HEALTH_CHECKS = env_bool("DB_CONN_HEALTH_CHECKS", False)
 DATABASES = {
     "default": database_from_url(
         DATABASE_URL,
         conn_max_age=env_int("DB_CONN_MAX_AGE", 60),
-        conn_health_checks=True,
+        conn_health_checks=DB_CONN_HEALTH_CHECKS,
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
@@ -115,7 +120,9 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 DATABASE_REPLICA_URL = os.environ.get("DATABASE_REPLICA_URL", "")
 if DATABASE_REPLICA_URL:
     DATABASES["replica"] = database_from_url(
-        DATABASE_REPLICA_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60), conn_health_checks=True
+        DATABASE_REPLICA_URL,
+        conn_max_age=env_int("DB_CONN_MAX_AGE", 60),
+        conn_health_checks=DB_CONN_HEALTH_CHECKS,
     )
     DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
 DATABASE_ROUTERS = ["wallet_project.db_router.PrimaryReplicaRouter"]

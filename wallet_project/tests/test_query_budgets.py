@@ -40,8 +40,8 @@ BUDGETS = [
         "POST",
         "/api/v1/wallets/{wallet}/withdrawals",
         {"amount": 1},
-        7,
-        "idempotency lookup, savepoint, wallet, lock, one write statement, idempotency record, release",
+        5,
+        "idempotency lookup, savepoint, lock (resolves the wallet), one write statement, release",
     ),
     ("GET", "/api/v1/transfers", None, 1, "one page of the caller's transfers"),
     ("GET", "/api/v1/transfers?wallet={wallet}", None, 1, "ownership from the cache; one page"),
@@ -58,3 +58,31 @@ def test_endpoint_stays_within_its_query_budget(
     with django_assert_max_num_queries(budget):
         response = warm["client"].generic(method, url, data=data, content_type="application/json", **idem())
     assert response.status_code < 300, response.content
+
+
+@pytest.fixture
+def redis_round_trips(monkeypatch):
+    """Count the commands (a pipeline counts once) sent to Redis by this process."""
+    from redis.connection import AbstractConnection
+
+    sent = []
+    original = AbstractConnection.send_packed_command
+
+    def counting(self, command, check_health=True):
+        sent.append(command)
+        return original(self, command, check_health)
+
+    monkeypatch.setattr(AbstractConnection, "send_packed_command", counting)
+    return sent
+
+
+def test_a_transfer_costs_two_redis_round_trips(warm, redis_round_trips):
+    # 1 GET the authenticated user (authentication cache)
+    # 2 one pipeline: create-if-missing and increment the user, money and source-wallet counters
+    body = {"source_wallet_id": str(warm["wallet"].id), "destination_wallet_id": str(warm["wallet"].id)}
+    body["destination_wallet_id"] = warm["transfer"]["destination_wallet_id"]
+    body["amount"] = 1
+    response = warm["client"].post("/api/v1/transfers", body, format="json", **idem())
+
+    assert response.status_code == 201, response.content
+    assert len(redis_round_trips) == 2, redis_round_trips
