@@ -157,6 +157,13 @@ def _store_failure(req: IdempotentRequest, error: WalletError) -> StoredResponse
         ):
             return _replay_stored(req)
         raise
+    # Counted once stored, so a repeat that is refused again (and replays) is not counted twice.
+    metrics.record_movement(
+        kind=req.audit_details.get("kind", "transfer"),
+        currency=getattr(error, "currency", ""),  # known once the wallets were read
+        outcome=error.code,
+        amount=req.audit_details.get("amount", 0),
+    )
     return StoredResponse(status=error.status, body=body, replayed=False)
 
 
@@ -165,10 +172,9 @@ def execute_idempotent(req: IdempotentRequest, operation: Operation) -> StoredRe
 
     Deadlocks and serialization failures are retried at once. A lost database
     connection (a failover, a restart) is retried on a fresh connection after a
-    short back-off, starting again from the idempotency lookup: because the
-    record commits with the movement, a retry after an unknown COMMIT outcome
-    either replays the committed result or runs the movement for the first time,
-    never twice.
+    short back-off: because the record commits with the movement, a retry after
+    an unknown COMMIT outcome either replays the committed result or runs the
+    movement for the first time, never twice.
     """
     attempts = settings.MONEY_TX_RETRIES + 1
     reconnects = 0
@@ -196,9 +202,11 @@ def execute_idempotent(req: IdempotentRequest, operation: Operation) -> StoredRe
 
 
 def _execute_once(req: IdempotentRequest, operation: Operation) -> StoredResponse:
-    record = _stored(req)
-    if record is not None:
-        return _replay(req, record)
+    # No lookup first. The record is inserted by the movement's own statement, so a
+    # repeated key fails that statement on the unique index (after waiting for the first
+    # request's transaction, if it is still open), the repeat's work is rolled back, and
+    # the stored response is replayed. A refusal is stored the same way (_store_failure).
+    # A fresh request, the common case, saves a round trip; a repeat costs an attempt.
     try:
         with transaction.atomic(), one_statement():
             status, body, transfer_id = operation()

@@ -27,7 +27,6 @@ from __future__ import annotations
 import functools
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from uuid import UUID
 
@@ -119,28 +118,6 @@ def find_reference_owner(*, wallet_id: UUID, reference: str) -> UUID | None:
 def _system_wallet(currency: str) -> Wallet:
     # A stand-in carrying only what the movement needs; the row is never locked.
     return Wallet(id=system_wallet_id(currency=currency), kind=Wallet.Kind.SYSTEM, currency=currency)
-
-
-def _metered(kind: str) -> Callable[[Callable[..., Transfer]], Callable[..., Transfer]]:
-    """Count each refusal once, by error code. Completed movements are counted on commit (_execute)."""
-
-    def decorate(service: Callable[..., Transfer]) -> Callable[..., Transfer]:
-        @functools.wraps(service)
-        def wrapper(**kwargs) -> Transfer:
-            try:
-                return service(**kwargs)
-            except WalletError as error:
-                metrics.record_movement(
-                    kind=kind,
-                    currency=getattr(error, "currency", ""),  # known once _execute has the wallets
-                    outcome=error.code,
-                    amount=kwargs["amount"],
-                )
-                raise
-
-        return wrapper
-
-    return decorate
 
 
 def _execute(m: _Movement) -> Transfer:
@@ -298,7 +275,6 @@ def _write(m: _Movement, source: Wallet, destination: Wallet) -> Transfer:
     return transfer
 
 
-@_metered(Transfer.Kind.DEPOSIT)
 def deposit_create(
     *,
     wallet_id: UUID,
@@ -327,7 +303,6 @@ def deposit_create(
     )
 
 
-@_metered(Transfer.Kind.WITHDRAWAL)
 def withdrawal_create(
     *,
     wallet_id: UUID,
@@ -356,7 +331,6 @@ def withdrawal_create(
     )
 
 
-@_metered(Transfer.Kind.TRANSFER)
 def transfer_create(
     *,
     source_wallet_id: UUID,

@@ -25,24 +25,26 @@ def kill_current_backend() -> None:
 def test_a_lost_connection_before_the_movement_is_retried_once(
     make_user, make_wallet, api_client, monkeypatch
 ):
+    from transfers import services
+
     user = make_user()
     wallet = make_wallet(user, balance=1000)
-    original = idempotency._stored
+    original = services._lock
     calls = {"n": 0}
 
-    def flaky_stored(req):
+    def flaky_lock(m):
         calls["n"] += 1
         if calls["n"] == 1:
             kill_current_backend()
-        return original(req)
+        return original(m)
 
-    monkeypatch.setattr(idempotency, "_stored", flaky_stored)
+    monkeypatch.setattr(services, "_lock", flaky_lock)
     response = api_client(user).post(
         f"/api/v1/wallets/{wallet.id}/withdrawals", {"amount": 300}, format="json", **idem()
     )
 
     assert response.status_code == 201, response.content
-    assert calls["n"] == 2  # the lookup ran again on a fresh connection
+    assert calls["n"] == 2  # the transaction ran again on a fresh connection
     wallet.refresh_from_db()
     assert wallet.balance == 700
     assert Transfer.objects.filter(kind="withdrawal").count() == 1

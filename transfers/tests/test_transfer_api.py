@@ -496,6 +496,28 @@ def test_stored_business_error_replays_even_after_funding(api_client, world):
     assert client.post(url, data, format="json", **key()).status_code == 201
 
 
+def test_a_repeat_that_would_now_be_refused_still_replays_the_first_success(api_client, world):
+    """A repeat runs no lookup first: it is refused or conflicts, rolls back, and replays."""
+    from audit.models import AuditEvent
+
+    client = api_client(world["alice"])
+    headers = key()
+    url, data = request_for(world, "transfer", amount=1000, reference="once")
+    first = client.post(url, data, format="json", **headers)
+    assert first.status_code == 201, first.content
+    Wallet.objects.filter(pk=world["a_usd"].id).update(status="frozen")  # and its money is gone too
+    state, records, audits = ledger_state(), IdempotencyRecord.objects.count(), AuditEvent.objects.count()
+
+    second = client.post(url, data, format="json", **headers)
+
+    assert second.status_code == 201
+    assert second.content == first.content
+    assert second["Idempotent-Replayed"] == "true"
+    assert ledger_state() == state
+    assert IdempotencyRecord.objects.count() == records
+    assert AuditEvent.objects.count() == audits  # no money_failed event for the repeat
+
+
 @pytest.mark.parametrize("endpoint", ENDPOINTS)
 def test_validation_errors_are_not_stored(api_client, world, endpoint):
     client = api_client(world["alice"])
@@ -610,17 +632,17 @@ def test_transfer_post_query_budget(api_client, world, django_assert_num_queries
     client = api_client(world["alice"])
     url, data = request_for(world, "transfer", amount=10, reference="budget-1")
 
-    # (the user comes from the authentication cache: no user query)
-    # 1 SELECT idempotency record (replay lookup, before any lock)
-    # 2 SAVEPOINT (the movement's transaction)
-    # 3 SELECT ... FOR NO KEY UPDATE the caller's source wallet and the destination, ordered by
+    # (the user comes from the authentication cache: no user query; no idempotency lookup
+    # either: a repeated key fails the write statement on the record's unique index)
+    # 1 SAVEPOINT (the movement's transaction)
+    # 2 SELECT ... FOR NO KEY UPDATE the caller's source wallet and the destination, ordered by
     #   id: resolves, checks ownership and locks in one (the lock window opens)
-    # 4 SELECT transfer by (wallet, reference) (duplicate reference check; only with a reference)
-    # 5 one statement: INSERT transfer, both ledger entries, the audit event and the
+    # 3 SELECT transfer by (wallet, reference) (duplicate reference check; only with a reference)
+    # 4 one statement: INSERT transfer, both ledger entries, the audit event and the
     #   idempotency record, UPDATE both balances
-    # 6 RELEASE SAVEPOINT (the lock window closes at COMMIT)
+    # 5 RELEASE SAVEPOINT (the lock window closes at COMMIT)
     client.get("/api/v1/auth/me")  # warm the authentication cache, as any earlier request would
-    with django_assert_num_queries(6):
+    with django_assert_num_queries(5):
         response = client.post(url, data, format="json", **key())
 
     assert response.status_code == 201, response.content
@@ -636,16 +658,15 @@ def test_deposit_post_query_budget(
     client = api_client(world["alice"])
     url, data = request_for(world, "deposit", amount=10, reference="budget-2")
 
-    # (the user comes from the authentication cache: no user query)
-    # 1 SELECT idempotency record (replay lookup)
-    # 2 SAVEPOINT
-    # 3 SELECT ... FOR NO KEY UPDATE the caller's wallet (the system wallet is never locked)
-    # 4 SELECT transfer by (wallet, reference) (duplicate reference check)
-    # 5 one statement: INSERT transfer, both ledger entries, the audit event and the
+    # (the user comes from the authentication cache: no user query; no idempotency lookup)
+    # 1 SAVEPOINT
+    # 2 SELECT ... FOR NO KEY UPDATE the caller's wallet (the system wallet is never locked)
+    # 3 SELECT transfer by (wallet, reference) (duplicate reference check)
+    # 4 one statement: INSERT transfer, both ledger entries, the audit event and the
     #   idempotency record, UPDATE the balance
-    # 6 RELEASE SAVEPOINT
+    # 5 RELEASE SAVEPOINT
     client.get("/api/v1/auth/me")  # warm the authentication cache
-    with django_assert_num_queries(6):
+    with django_assert_num_queries(5):
         response = client.post(url, data, format="json", **key())
 
     assert response.status_code == 201, response.content
