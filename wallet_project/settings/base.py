@@ -107,7 +107,12 @@ DATABASES = {
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # A money transaction that cannot get a wallet's row lock in time fails fast
     # (503 service_busy) instead of piling up behind a stuck one.
-    DATABASES["default"].setdefault("OPTIONS", {})["options"] = (
+    # Server-side parameter binding lets psycopg prepare the statements a request repeats
+    # (after 5 runs on a connection): PostgreSQL then skips parsing and planning them.
+    DATABASES["default"].setdefault("OPTIONS", {})["server_side_binding"] = env_bool(
+        "DB_SERVER_SIDE_BINDING", True
+    )
+    DATABASES["default"]["OPTIONS"]["options"] = (
         f"-c lock_timeout={env_int('DB_LOCK_TIMEOUT_MS', 5000)}"
     )
 elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
