@@ -107,11 +107,13 @@ DATABASES = {
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # A money transaction that cannot get a wallet's row lock in time fails fast
     # (503 service_busy) instead of piling up behind a stuck one.
-    # Server-side parameter binding lets psycopg prepare the statements a request repeats
-    # (after 5 runs on a connection): PostgreSQL then skips parsing and planning them.
-    DATABASES["default"].setdefault("OPTIONS", {})["server_side_binding"] = env_bool(
-        "DB_SERVER_SIDE_BINDING", True
-    )
+    # Server-side parameter binding, and prepared statements for what a connection runs
+    # again and again (from its DB_PREPARE_THRESHOLD-th run; 0 turns preparing off):
+    # PostgreSQL then skips parsing and planning them. Django leaves both off by default
+    # for the sake of connection poolers that cannot carry prepared statements.
+    _options = DATABASES["default"].setdefault("OPTIONS", {})
+    _options["server_side_binding"] = env_bool("DB_SERVER_SIDE_BINDING", True)
+    _options["prepare_threshold"] = env_int("DB_PREPARE_THRESHOLD", 5) or None
     DATABASES["default"]["OPTIONS"]["options"] = (
         f"-c lock_timeout={env_int('DB_LOCK_TIMEOUT_MS', 5000)}"
     )
