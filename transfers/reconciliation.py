@@ -237,8 +237,11 @@ def reconciliation_run(
         scope = ReconciliationRun.Scope.FULL
     run = ReconciliationRun.objects.create(scope=scope, wallet_id=wallet_id, since=since)
 
-    wallets = Wallet.objects.all()
-    transfers = Transfer.objects.all()
+    # Only what existed when the run started: transfer ids are random UUIDs, so new ones
+    # land on both sides of the keyset cursor, and a run that took them in too could chase
+    # a busy ledger for ever. The next run checks them.
+    wallets = Wallet.objects.filter(created_at__lte=run.started_at)
+    transfers = Transfer.objects.filter(created_at__lte=run.started_at)
     if wallet_id is not None:
         wallets = wallets.filter(pk=wallet_id)
         transfers = transfers.filter(Q(source_wallet_id=wallet_id) | Q(destination_wallet_id=wallet_id))
