@@ -4,7 +4,8 @@
     python bench/suite.py --quick    # about 2 minutes, shorter runs and a smaller ledger
 
 It creates a fresh PostgreSQL database (--database, dropped at the end), migrates it, runs
-collectstatic and starts gunicorn with gunicorn.conf.py and production settings (random
+collectstatic and starts gunicorn with gunicorn.conf.py (or, with --server granian, granian's
+WSGI server) and production settings (random
 keys, JSON logs to a file, Prometheus multiprocess dir, Redis db 12, rate limits raised
 through settings, never disabled). Then, against it:
 
@@ -13,7 +14,7 @@ through settings, never disabled). Then, against it:
 - a deposit storm, reads during transfers and the large ledger (bench/scenarios.py);
 - throughput against client count (1, 4, 16, 32, 64), uniform and hot, plotted to
   bench/results/throughput.png;
-- peak RSS of each gunicorn worker (VmHWM).
+- peak RSS of each server worker (VmHWM).
 
 Each scenario prints ops/s, p50/p95/p99 ms, statuses and its money check; the end prints
 the ratio table and writes every figure to bench/results/latest.json. Exit status 1 if a
@@ -106,7 +107,7 @@ class Server:
         )
         logfile = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "wallet_project.wsgi"],
+            self.command(),
             cwd=REPO,
             env=self.env,
             stdout=logfile,
@@ -118,8 +119,9 @@ class Server:
                 with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/readyz", timeout=2) as response:
                     if response.status == 200:
                         log(
-                            f"gunicorn ready on :{self.port}: {self.args.workers} {self.args.worker_class} "
-                            f"workers x {self.args.threads} threads (log {self.log_path})"
+                            f"{self.args.server} ready on :{self.port}: {self.args.workers} "
+                            f"{self.args.worker_class} workers x {self.args.threads} threads"
+                            f" (log {self.log_path})"
                         )
                         return self
             except OSError:
@@ -129,6 +131,25 @@ class Server:
             time.sleep(0.5)
         self.__exit__(None, None, None)
         raise SystemExit(f"the server did not become ready; see {self.log_path}")
+
+    def command(self) -> list[str]:
+        if self.args.server == "granian":
+            return [
+                str(BIN / "granian"),
+                "--interface",
+                "wsgi",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--workers",
+                str(self.args.workers),
+                "--blocking-threads",
+                str(self.args.threads),
+                "--no-access-log",
+                "wallet_project.wsgi:application",
+            ]
+        return [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "wallet_project.wsgi"]
 
     def worker_pids(self) -> list[int]:
         assert self.proc is not None
@@ -302,9 +323,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=8060)
     parser.add_argument("--database", default="wallet_suite")
     parser.add_argument("--keep-db", action="store_true", help="do not drop the database at the end")
-    parser.add_argument("--workers", type=int, default=3, help="gunicorn workers (WEB_CONCURRENCY)")
-    parser.add_argument("--worker-class", default="sync", choices=("sync", "gthread"))
-    parser.add_argument("--threads", type=int, default=1, help="threads per worker (gthread)")
+    parser.add_argument("--workers", type=int, default=2, help="server worker processes (WEB_CONCURRENCY)")
+    parser.add_argument("--server", default="gunicorn", choices=("gunicorn", "granian"))
+    parser.add_argument("--worker-class", default="sync", choices=("sync", "gthread"), help="gunicorn only")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="threads per worker (gthread; granian: blocking threads)"
+    )
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--duration", type=float, help="seconds per main scenario (default 15, quick 5)")
     parser.add_argument("--sweep", default="1,4,16,32,64", help="client counts for the curve ('' skips it)")
@@ -336,6 +360,7 @@ def main(argv: list[str] | None = None) -> int:
         "settings": {
             k: getattr(args, k)
             for k in (
+                "server",
                 "workers",
                 "worker_class",
                 "threads",
@@ -418,7 +443,7 @@ def main(argv: list[str] | None = None) -> int:
                 log(f"  reconciliation: {figures['reconciliation']}")
                 log(f"  money {'OK' if figures['money']['ok'] else 'FAILED'} {figures['money']}")
         report["worker_peak_rss_mb"] = server.worker_peak_rss_mb()
-        log(f"gunicorn worker peak RSS (VmHWM), MB: {report['worker_peak_rss_mb']}")
+        log(f"{args.server} worker peak RSS (VmHWM), MB: {report['worker_peak_rss_mb']}")
         report["server_log_lines"] = sum(1 for _ in server.log_path.open("rb"))
 
     s, c = report["scenarios"], report["ceiling"]
@@ -455,7 +480,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if report["sweep"]["uniform"] or report["sweep"]["hot"]:
         title = (
-            f"{args.workers} gunicorn {args.worker_class} workers, "
+            f"{args.workers} {args.server} {args.worker_class if args.server == 'gunicorn' else ''} workers, "
             f"{os.cpu_count()} CPUs shared with PostgreSQL and the client"
         )
         problem = plot(report["sweep"], c, Path(args.plot), title)
