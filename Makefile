@@ -79,7 +79,7 @@ $(VENV)/.bench-installed: $(VENV)/.installed requirements-bench.txt
 	$(BIN)/pip install --quiet -r requirements-bench.txt
 	touch $@
 
-## make bench: the benchmark suite (its own database and gunicorn; about 7 minutes, see
+## make bench: the benchmark suite (its own database and gunicorn; about 6 minutes, see
 ## docs/performance.md). BENCH_ARGS=--quick for a 2-minute run.
 bench: $(VENV)/.bench-installed
 	scripts/ensure_postgres.sh

@@ -114,9 +114,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     _options = DATABASES["default"].setdefault("OPTIONS", {})
     _options["server_side_binding"] = env_bool("DB_SERVER_SIDE_BINDING", True)
     _options["prepare_threshold"] = env_int("DB_PREPARE_THRESHOLD", 5) or None
-    DATABASES["default"]["OPTIONS"]["options"] = (
-        f"-c lock_timeout={env_int('DB_LOCK_TIMEOUT_MS', 5000)}"
-    )
+    DATABASES["default"]["OPTIONS"]["options"] = f"-c lock_timeout={env_int('DB_LOCK_TIMEOUT_MS', 5000)}"
 elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Serialize writers at BEGIN so two requests never race to upgrade a read lock.
     DATABASES["default"]["OPTIONS"] = {"transaction_mode": "IMMEDIATE", "timeout": 20}
