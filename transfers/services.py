@@ -3,12 +3,14 @@
 Every movement is one Transfer with two LedgerEntry legs that sum to zero.
 The shape of each service:
 
-1. Validate what needs no database (amount, same wallet).
+1. Validate what needs no database (amount, same wallet) and, only when the
+   request carries a reference, refuse one already used on the caller's wallet
+   (one indexed read, before any lock, so it never lengthens the lock window).
 2. In one transaction: resolve and lock the *user* wallets involved with one
    `SELECT ... FOR NO KEY UPDATE ... ORDER BY id` (a fixed order, so two
    transfers A->B and B->A cannot deadlock). The caller's wallet only matches
    if the caller owns it, so nobody can lock somebody else's source wallet.
-   Check ownership, currency, status, reference, funds and limits on the locked
+   Check ownership, currency, status, funds and limits on the locked
    rows, then insert the transfer, both legs and the audit event and write the
    new balances in one statement (transfers/sql.py).
    System wallets are never locked or updated: their legs carry no running
@@ -97,10 +99,22 @@ def _check_active(wallet: Wallet, role: str) -> None:
         )
 
 
-def _check_reference_free(*, wallet_id: UUID, reference: str | None) -> None:
+def _check_reference_free(*, wallet_id: UUID, owner_id: int, reference: str | None) -> None:
+    """Refuse a reference already used on the caller's wallet; runs before any lock.
+
+    Filtered on the owner too, so it says nothing about somebody else's wallet (the
+    lock that follows answers "not found" for those). A race past this check is
+    caught by the database's unique constraint at the write.
+    """
     if reference is None:
         return
-    original = find_reference_owner(wallet_id=wallet_id, reference=reference)
+    original = (
+        Transfer.objects.filter(
+            reference_wallet_id=wallet_id, reference=reference, reference_wallet__owner_id=owner_id
+        )
+        .values_list("id", flat=True)
+        .first()
+    )
     if original is not None:
         raise duplicate_reference_error(original)
 
@@ -128,6 +142,7 @@ def _system_wallet(currency: str) -> Wallet:
 def _execute(m: _Movement) -> Transfer:
     """Lock, check, write. Runs inside the caller's transaction if there is one."""
     with transaction.atomic(savepoint=False):
+        _check_reference_free(wallet_id=m.own_wallet_id, owner_id=m.initiated_by_id, reference=m.reference)
         source, destination = _lock(m)
         return _write(m, source, destination)
 
@@ -220,7 +235,6 @@ def _lock(m: _Movement) -> tuple[Wallet, Wallet]:
         for wallet, role in ((source, "source"), (destination, "destination")):
             if not wallet.is_system:
                 _check_active(wallet, role)
-        _check_reference_free(wallet_id=own.id, reference=m.reference)
         if not source.is_system and source.balance < m.amount:
             raise InsufficientFunds(
                 "The wallet's balance does not cover this amount.",

@@ -541,6 +541,30 @@ def test_validation_errors_are_not_stored(api_client, world, endpoint):
 # --- references ----------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("endpoint", ["withdrawal", "deposit", "transfer"])
+def test_a_reference_used_on_someone_elses_wallet_is_not_revealed(api_client, world, endpoint):
+    """Naming a wallet you do not own answers 404 whatever references it holds."""
+    bob_wallet = world["b_usd"]
+    used = api_client(world["bob"]).post(
+        f"/api/v1/wallets/{bob_wallet.id}/deposits",
+        {"amount": 5, "reference": "secret"},
+        format="json",
+        **key(),
+    )
+    assert used.status_code == 201, used.content
+    if endpoint == "transfer":
+        url, data = "/api/v1/transfers", body_for(bob_wallet, world["a_usd"], 1, reference="secret")
+    else:
+        url, data = f"/api/v1/wallets/{bob_wallet.id}/{endpoint}s", {"amount": 1, "reference": "secret"}
+    before = ledger_state()
+
+    response = api_client(world["alice"]).post(url, data, format="json", **key())
+
+    assert_problem(response, 404, "not_found")
+    assert "original_transfer_id" not in response.json()
+    assert ledger_state() == before
+
+
 def test_duplicate_reference_is_409_even_after_idempotency_records_are_gone(api_client, world):
     client = api_client(world["alice"])
     first_key = key()
@@ -635,9 +659,10 @@ def test_transfer_post_query_budget(api_client, world, django_assert_num_queries
     # (the user comes from the authentication cache: no user query; no idempotency lookup
     # either: a repeated key fails the write statement on the record's unique index)
     # 1 SAVEPOINT (the movement's transaction)
-    # 2 SELECT ... FOR NO KEY UPDATE the caller's source wallet and the destination, ordered by
+    # 2 SELECT transfer by (the caller's wallet, reference) (duplicate reference check; only
+    #   with a reference, before the lock)
+    # 3 SELECT ... FOR NO KEY UPDATE the caller's source wallet and the destination, ordered by
     #   id: resolves, checks ownership and locks in one (the lock window opens)
-    # 3 SELECT transfer by (wallet, reference) (duplicate reference check; only with a reference)
     # 4 one statement: INSERT transfer, both ledger entries, the audit event and the
     #   idempotency record, UPDATE both balances
     # 5 RELEASE SAVEPOINT (the lock window closes at COMMIT)
@@ -660,8 +685,8 @@ def test_deposit_post_query_budget(
 
     # (the user comes from the authentication cache: no user query; no idempotency lookup)
     # 1 SAVEPOINT
-    # 2 SELECT ... FOR NO KEY UPDATE the caller's wallet (the system wallet is never locked)
-    # 3 SELECT transfer by (wallet, reference) (duplicate reference check)
+    # 2 SELECT transfer by (the caller's wallet, reference) (duplicate reference check)
+    # 3 SELECT ... FOR NO KEY UPDATE the caller's wallet (the system wallet is never locked)
     # 4 one statement: INSERT transfer, both ledger entries, the audit event and the
     #   idempotency record, UPDATE the balance
     # 5 RELEASE SAVEPOINT
