@@ -31,8 +31,9 @@ import uuid
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-PG = "postgres://postgres@127.0.0.1:5432"
-RAISED = "1000000/m"
+sys.path.insert(0, str(REPO))
+
+from bench.suite import PG, RAISED  # noqa: E402
 
 
 def environment(database: str, prom_dir: str) -> dict[str, str]:
@@ -148,7 +149,6 @@ def main() -> int:
             subprocess.run(  # the project's own manage.py
                 [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=REPO, check=True
             )
-            sys.path.insert(0, str(REPO))
             import django
 
             django.setup()

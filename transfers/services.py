@@ -34,7 +34,7 @@ from uuid import UUID
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Case, Q, Value, When
+from django.db.models import Case, Q, QuerySet, Value, When
 from django.utils import timezone
 from opentelemetry import trace
 
@@ -108,13 +108,7 @@ def _check_reference_free(*, wallet_id: UUID, owner_id: int, reference: str | No
     """
     if reference is None:
         return
-    original = (
-        Transfer.objects.filter(
-            reference_wallet_id=wallet_id, reference=reference, reference_wallet__owner_id=owner_id
-        )
-        .values_list("id", flat=True)
-        .first()
-    )
+    original = find_reference_owner(wallet_id=wallet_id, reference=reference, owner_id=owner_id)
     if original is not None:
         raise duplicate_reference_error(original)
 
@@ -126,12 +120,12 @@ def duplicate_reference_error(original_transfer_id: UUID) -> DuplicateReference:
     )
 
 
-def find_reference_owner(*, wallet_id: UUID, reference: str) -> UUID | None:
-    return (
-        Transfer.objects.filter(reference_wallet_id=wallet_id, reference=reference)
-        .values_list("id", flat=True)
-        .first()
-    )
+def find_reference_owner(*, wallet_id: UUID, reference: str, owner_id: int | None = None) -> UUID | None:
+    """The transfer that used `reference` on the wallet (only if `owner_id` owns it, when given)."""
+    found = Transfer.objects.filter(reference_wallet_id=wallet_id, reference=reference)
+    if owner_id is not None:
+        found = found.filter(reference_wallet__owner_id=owner_id)
+    return found.values_list("id", flat=True).first()
 
 
 def _system_wallet(currency: str) -> Wallet:
@@ -157,19 +151,18 @@ _LOCKED_FIELDS = tuple(
 _OWN, _OWNER, _OTHER = uuid.UUID(int=1), -424242, uuid.UUID(int=2)
 
 
+def _locking(own: UUID, owner: int, other: UUID | None) -> QuerySet[Wallet]:
+    """The caller's wallet if the caller owns it, and the other user wallet; locked, in id order."""
+    wanted = Q(pk=own, owner_id=owner)
+    if other is not None:
+        wanted |= Q(pk=other)
+    return Wallet.objects.select_for_update(no_key=True).filter(wanted, kind=Wallet.Kind.USER).order_by("pk")
+
+
 @functools.cache
 def _lock_query(with_other: bool, alias: str) -> tuple[str, tuple]:
     """The ORM's SQL for the lock, compiled once per process; its parameters as stand-ins."""
-    wanted = Q(pk=_OWN, owner_id=_OWNER)
-    if with_other:
-        wanted |= Q(pk=_OTHER)
-    query = (
-        Wallet.objects.using(alias)
-        .select_for_update(no_key=True)
-        .filter(wanted, kind=Wallet.Kind.USER)
-        .order_by("pk")
-        .values_list(*_LOCKED_FIELDS)
-    )
+    query = _locking(_OWN, _OWNER, _OTHER if with_other else None).using(alias).values_list(*_LOCKED_FIELDS)
     return query.query.get_compiler(alias).as_sql()
 
 
@@ -183,11 +176,7 @@ def _lock_rows(m: _Movement) -> list[Wallet]:
     (the embedded SQLite default) the ORM runs it as usual.
     """
     if connection.vendor != "postgresql":
-        wanted = Q(pk=m.own_wallet_id, owner_id=m.initiated_by_id)
-        if m.other_wallet_id is not None:
-            wanted |= Q(pk=m.other_wallet_id)
-        query = Wallet.objects.select_for_update(no_key=True).filter(wanted, kind=Wallet.Kind.USER)
-        return list(query.order_by("pk").only(*_LOCKED_FIELDS))
+        return list(_locking(m.own_wallet_id, m.initiated_by_id, m.other_wallet_id).only(*_LOCKED_FIELDS))
     sql, template = _lock_query(m.other_wallet_id is not None, connection.alias)
     values = {_OWN: m.own_wallet_id, _OWNER: m.initiated_by_id, _OTHER: m.other_wallet_id}
     params = [values.get(p, p) for p in template]

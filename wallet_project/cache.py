@@ -36,16 +36,24 @@ def _data_key(namespace: str, obj_id: object) -> str:
     return f"{namespace}:{obj_id}"
 
 
+def _read(namespace: str, obj_id: object) -> tuple[str | None, Any]:
+    """(current generation, the value stored under it or None): one MGET."""
+    gen_key, data_key = _generation_key(namespace, obj_id), _data_key(namespace, obj_id)
+    found = cache.get_many([gen_key, data_key])
+    generation, entry = found.get(gen_key), found.get(data_key)
+    current = generation is not None and entry is not None and entry[0] == generation
+    return generation, entry[1] if current else None
+
+
 def cached(namespace: str, obj_id: object, loader: Callable[[], T], timeout: int | None = None) -> T:
     """The cached value for (namespace, obj_id), loading and storing it on a miss.
 
     `loader` returning None is not cached (e.g. "no such wallet").
     """
-    gen_key, data_key = _generation_key(namespace, obj_id), _data_key(namespace, obj_id)
-    found = cache.get_many([gen_key, data_key])
-    generation, entry = found.get(gen_key), found.get(data_key)
-    if generation is not None and entry is not None and entry[0] == generation:
-        return entry[1]
+    generation, value = _read(namespace, obj_id)
+    if value is not None:
+        return value
+    gen_key = _generation_key(namespace, obj_id)
     if generation is None:
         generation = uuid.uuid4().hex
         if not cache.add(gen_key, generation, _GENERATION_TTL):
@@ -54,7 +62,7 @@ def cached(namespace: str, obj_id: object, loader: Callable[[], T], timeout: int
     if value is not None:
         if timeout is None:
             timeout = settings.CACHES["default"].get("TIMEOUT")
-        cache.set(data_key, (generation, value), timeout)
+        cache.set(_data_key(namespace, obj_id), (generation, value), timeout)
     return value
 
 
@@ -69,6 +77,4 @@ def invalidate_on_commit(namespace: str, obj_id: object) -> None:
 
 def peek(namespace: str, obj_id: object) -> Any:
     """The currently cached value, or None (for tests and diagnostics)."""
-    found = cache.get_many([_generation_key(namespace, obj_id), _data_key(namespace, obj_id)])
-    generation, entry = found.get(_generation_key(namespace, obj_id)), found.get(_data_key(namespace, obj_id))
-    return entry[1] if generation is not None and entry is not None and entry[0] == generation else None
+    return _read(namespace, obj_id)[1]
