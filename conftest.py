@@ -76,3 +76,17 @@ def api_client() -> Callable[[User | None], APIClient]:
 def idem() -> dict[str, str]:
     """A fresh Idempotency-Key header for APIClient calls."""
     return {"HTTP_IDEMPOTENCY_KEY": str(uuid.uuid4())}
+
+
+PROBLEM = "application/problem+json"
+SLASHES = pytest.mark.parametrize("slash", ["", "/"], ids=["no-slash", "slash"])
+
+
+def assert_problem(response, status: int, code: str) -> dict:
+    """The response is an RFC 9457 problem with this status and stable code; returns its body."""
+    assert response.status_code == status, (response.status_code, response.content[:500])
+    assert response["Content-Type"] == PROBLEM
+    body = response.json()
+    assert (body["status"], body["code"]) == (status, code), body
+    assert {"type", "title", "detail"} <= set(body)
+    return body

@@ -5,6 +5,7 @@ import uuid
 
 import pytest
 
+from conftest import PROBLEM, SLASHES, assert_problem
 from transfers import services as ledger
 from transfers.models import IdempotencyRecord, LedgerEntry, Transfer
 from wallets.models import Wallet
@@ -12,7 +13,6 @@ from wallets.services import system_wallet_id
 
 pytestmark = pytest.mark.django_db
 
-PROBLEM = "application/problem+json"
 TRANSFER_FIELDS = {
     "id",
     "source_wallet_id",
@@ -24,15 +24,6 @@ TRANSFER_FIELDS = {
     "description",
     "created_at",
 }
-SLASHES = pytest.mark.parametrize("slash", ["", "/"], ids=["no-slash", "slash"])
-
-
-def assert_problem(response, status: int, code: str) -> dict:
-    assert response.status_code == status, response.content
-    assert response["Content-Type"] == PROBLEM
-    body = response.json()
-    assert (body["code"], body["status"]) == (code, status)
-    return body
 
 
 def key(value: str | None = None) -> dict[str, str]:

@@ -7,27 +7,16 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from rest_framework_simplejwt.tokens import AccessToken
 
+from conftest import SLASHES, assert_problem
 from users.models import User
 
 pytestmark = pytest.mark.django_db
 
-PROBLEM = "application/problem+json"
 PASSWORD = "S3cure-pass-123"
-SLASHES = pytest.mark.parametrize("slash", ["", "/"], ids=["no-slash", "slash"])
 
 
 def url(name: str, slash: str) -> str:
     return f"/api/v1/auth/{name}{slash}"
-
-
-def assert_problem(response, status: int, code: str) -> dict:
-    assert response.status_code == status, response.content
-    assert response["Content-Type"] == PROBLEM
-    body = response.json()
-    assert body["code"] == code
-    assert body["status"] == status
-    assert {"type", "title", "detail"} <= set(body)
-    return body
 
 
 def obtain(client, user: User, slash: str = "") -> dict:

@@ -9,9 +9,9 @@ import pytest
 from django.db import OperationalError
 from django.test import Client
 
-PROBLEM = "application/problem+json"
+from conftest import PROBLEM, SLASHES
+
 BASE_DIR = Path(__file__).resolve().parents[2]
-SLASHES = pytest.mark.parametrize("slash", ["", "/"], ids=["no-slash", "slash"])
 
 
 # --- health ---------------------------------------------------------------------------

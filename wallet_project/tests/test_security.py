@@ -25,6 +25,7 @@ from rest_framework.test import APIClient
 from rest_framework_simplejwt.settings import api_settings as jwt_settings
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 
+from conftest import PROBLEM, assert_problem
 from transfers import services as ledger
 from transfers.models import IdempotencyRecord, LedgerEntry, Transfer
 from users.models import User
@@ -32,16 +33,7 @@ from wallets.models import Wallet
 
 pytestmark = pytest.mark.django_db
 
-PROBLEM = "application/problem+json"
 PASSWORD = "S3cure-pass-123"
-
-
-def assert_problem(response, status: int, code: str) -> dict:
-    assert response.status_code == status, (response.status_code, response.content[:500])
-    assert response["Content-Type"] == PROBLEM
-    body = response.json()
-    assert (body["status"], body["code"]) == (status, code), body
-    return body
 
 
 def idem() -> dict[str, str]:

@@ -6,14 +6,13 @@ from unittest import mock
 
 import pytest
 
-from conftest import idem
+from conftest import SLASHES, assert_problem, idem
 from transfers import services as ledger
 from transfers.models import LedgerEntry, Transfer
 from wallets.models import Wallet
 
 pytestmark = pytest.mark.django_db
 
-PROBLEM = "application/problem+json"
 WALLET_FIELDS = {"id", "currency", "balance", "status", "name", "created_at", "updated_at"}
 ENTRY_FIELDS = {
     "id",
@@ -25,15 +24,6 @@ ENTRY_FIELDS = {
     "description",
     "created_at",
 }
-SLASHES = pytest.mark.parametrize("slash", ["", "/"], ids=["no-slash", "slash"])
-
-
-def assert_problem(response, status: int, code: str) -> dict:
-    assert response.status_code == status, response.content
-    assert response["Content-Type"] == PROBLEM
-    body = response.json()
-    assert (body["code"], body["status"]) == (code, status)
-    return body
 
 
 def at(moment: datetime):
