@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 export DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/wallet
+# Where `make run` serves: `make run PORT=8001` or `HOST=0.0.0.0 PORT=9000 make run`.
+HOST ?= 127.0.0.1
+PORT ?= 8000
 
 .PHONY: run test lint format migrate serve bench clean worker beat audit drills
 
@@ -15,16 +18,17 @@ $(VENV)/.installed: $(BIN)/python requirements.txt requirements-dev.txt
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $@
 
-## make run: set up and serve the API on http://127.0.0.1:8000 (embedded SQLite database)
+## make run: set up and serve the API on http://$(HOST):$(PORT) (embedded SQLite database)
 run: $(VENV)/.installed
 	env -u DATABASE_URL DJANGO_SETTINGS_MODULE=wallet_project.settings.local $(BIN)/python manage.py migrate --noinput
-	@echo "Serving on http://127.0.0.1:8000  (Swagger UI: http://127.0.0.1:8000/api/docs/)"
-	env -u DATABASE_URL DJANGO_SETTINGS_MODULE=wallet_project.settings.local $(BIN)/python manage.py runserver 127.0.0.1:8000
+	@echo "Serving on http://$(HOST):$(PORT)  (Swagger UI: http://$(HOST):$(PORT)/api/docs/)"
+	env -u DATABASE_URL DJANGO_SETTINGS_MODULE=wallet_project.settings.local $(BIN)/python manage.py runserver $(HOST):$(PORT)
 
 ## make test: set up and run the whole suite against PostgreSQL (DATABASE_URL)
 test: $(VENV)/.installed
 	scripts/ensure_postgres.sh
 	scripts/ensure_redis.sh
+	$(BIN)/python scripts/ensure_database.py
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/bandit -c bandit.yaml -r . -q

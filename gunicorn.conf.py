@@ -1,7 +1,9 @@
 """gunicorn settings for the API (used by `make serve` and the container).
 
-Worker count comes from the CPU count unless WEB_CONCURRENCY says otherwise.
-Each worker holds persistent database connections (DB_CONN_MAX_AGE).
+Worker count: one sync worker per CPU core unless WEB_CONCURRENCY says otherwise. On the
+measured 2-core host (PostgreSQL on the same machine) one worker per core was fastest; the
+classic `2 * cores + 1` only added context switches (docs/performance.md, "Server and worker
+count"). Each worker holds persistent database connections (DB_CONN_MAX_AGE).
 """
 
 import multiprocessing
@@ -10,7 +12,7 @@ import os
 from wallet_project.metrics import child_exit  # noqa: F401  (Prometheus multiprocess clean-up)
 
 bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
-workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2 + 1))
+workers = int(os.environ.get("WEB_CONCURRENCY") or multiprocessing.cpu_count())
 worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "sync")
 threads = int(os.environ.get("GUNICORN_THREADS", "1"))
 # A request that takes longer than this is killed; money transactions take milliseconds.

@@ -35,7 +35,7 @@ def _insert(instances: Sequence[Model]) -> tuple[str, list]:
     # Identifiers come from model metadata and are quoted; every value is a bound parameter.
     table = connection.ops.quote_name(meta.db_table)
     values = ", ".join(rows)
-    sql = f"INSERT INTO {table} ({columns}) VALUES {values}"  # noqa: S608  # nosec B608
+    sql = f"INSERT INTO {table} ({columns}) VALUES {values}"  # noqa: S608  # nosec
     return sql, params
 
 
@@ -55,7 +55,7 @@ class Statement:
         cases = " ".join("WHEN %s THEN %s" for _ in wallets)
         ids = ", ".join("%s" for _ in wallets)
         # Only placeholders are interpolated here.
-        update = f"UPDATE wallets_wallet SET balance = CASE id {cases} END"  # noqa: S608  # nosec B608
+        update = f"UPDATE wallets_wallet SET balance = CASE id {cases} END"  # noqa: S608  # nosec
         update += f", updated_at = %s WHERE id IN ({ids})"
         self.parts.append(f"q{len(self.parts)} AS ({update})")
         for wallet in wallets:
