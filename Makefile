@@ -2,6 +2,9 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
+# A DATABASE_URL of the user's own (environment or `make run DATABASE_URL=...`) replaces
+# the embedded PostgreSQL of `make run`; the default below is only for `make test` and co.
+USER_DATABASE_URL := $(if $(filter environment command line,$(origin DATABASE_URL)),$(DATABASE_URL),)
 export DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/wallet
 # Where `make run` serves: `make run PORT=8001` or `HOST=0.0.0.0 PORT=9000 make run`.
 HOST ?= 127.0.0.1
@@ -18,11 +21,10 @@ $(VENV)/.installed: $(BIN)/python requirements.txt requirements-dev.txt
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $@
 
-## make run: set up and serve the API on http://$(HOST):$(PORT) (embedded SQLite database)
+## make run: set up and serve the API on http://$(HOST):$(PORT) on an embedded PostgreSQL
+## (data in .devdata/postgres; DATABASE_URL=... uses that database instead). Ctrl-C stops both.
 run: $(VENV)/.installed
-	env -u DATABASE_URL DJANGO_SETTINGS_MODULE=wallet_project.settings.local $(BIN)/python manage.py migrate --noinput
-	@echo "Serving on http://$(HOST):$(PORT)  (Swagger UI: http://$(HOST):$(PORT)/api/docs/)"
-	env -u DATABASE_URL DJANGO_SETTINGS_MODULE=wallet_project.settings.local $(BIN)/python manage.py runserver $(HOST):$(PORT)
+	DATABASE_URL="$(USER_DATABASE_URL)" $(BIN)/python scripts/devserver.py $(HOST) $(PORT)
 
 ## make test: set up and run the whole suite against PostgreSQL (DATABASE_URL)
 test: $(VENV)/.installed

@@ -1,8 +1,10 @@
-"""`make run`: the embedded default. SQLite unless DATABASE_URL says otherwise."""
+"""`make run`: the development server on the database scripts/devserver.py chose.
+
+That is the embedded PostgreSQL unless DATABASE_URL named another one.
+"""
 
 import os
 
-os.environ.setdefault("DATABASE_URL", "sqlite:///" + os.path.join(os.getcwd(), "db.sqlite3"))
 os.environ.setdefault("DJANGO_DEBUG", "true")
 
 # Without REDIS_URL the embedded default needs no Redis: tasks run inline and the
