@@ -16,19 +16,36 @@ from rest_framework_simplejwt.tokens import RefreshToken, UntypedToken
 
 from audit.models import AuditEvent
 from audit.services import audit_record
-from users.models import User
+from users.models import User, username_match
 from wallet_project.errors import ValidationFailed
 
 logger = logging.getLogger(__name__)
 
+USERNAME_TAKEN = "A user with that username already exists."
+EMAIL_TAKEN = "A user with that email already exists."
+
+
+# The unique indexes on users_user, and the field each one guards.
+_UNIQUE_FIELDS = {
+    "users_user_username_key": "username",
+    "users_user_username_ci_unique": "username",
+    "users_user_email_ci_unique": "email",
+}
+
 
 def user_create(*, username: str, email: str, password: str) -> User:
-    """Register a user. Django's password validators apply; username and email are unique."""
+    """Register a user. Django's password validators apply; username and email are unique
+    regardless of case.
+
+    The look-ups below give the common case a precise answer; the unique indexes decide
+    a race (two registrations of "Alice" and "alice" at once): the loser's insert fails
+    and it gets the same 400 as if it had come second.
+    """
     errors: dict[str, list[str]] = {}
-    if User.objects.filter(username__iexact=username).exists():
-        errors["username"] = ["A user with that username already exists."]
+    if User.objects.filter(username_match(username)).exists():
+        errors["username"] = [USERNAME_TAKEN]
     if User.objects.filter(email__iexact=email).exists():
-        errors["email"] = ["A user with that email already exists."]
+        errors["email"] = [EMAIL_TAKEN]
     candidate = User(username=username, email=email)
     try:
         validate_password(password, user=candidate)
@@ -46,9 +63,16 @@ def user_create(*, username: str, email: str, password: str) -> User:
                 target_type="user",
                 target_id=candidate.id,
             )
-    except IntegrityError:  # lost a race for the same username or email
-        raise ValidationFailed({"username": ["A user with that username or email already exists."]}) from None
+    except IntegrityError as exc:  # lost a race for the same username or email
+        field = _UNIQUE_FIELDS.get(_violated_constraint(exc) or "", "username")
+        raise ValidationFailed({field: [EMAIL_TAKEN if field == "email" else USERNAME_TAKEN]}) from None
     return candidate
+
+
+def _violated_constraint(exc: IntegrityError) -> str | None:
+    """The name of the constraint PostgreSQL reports (psycopg's diagnostics); None elsewhere."""
+    diag = getattr(exc.__cause__, "diag", None)
+    return getattr(diag, "constraint_name", None)
 
 
 # --- refresh tokens ----------------------------------------------------------------

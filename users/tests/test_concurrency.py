@@ -28,6 +28,7 @@ from users.models import User
 pytestmark = pytest.mark.django_db(transaction=True)
 
 REFRESH = "/api/v1/auth/token/refresh"
+REGISTER = "/api/v1/auth/register"
 PASSWORD = "S3cure-pass-123"
 
 
@@ -139,3 +140,52 @@ def test_logout_racing_a_refresh_never_fails_with_a_server_error(make_user):
     else:
         assert_problem(refresh, 401, "not_authenticated")
         assert live_refresh_tokens(user) == []
+
+
+# --- usernames are unique regardless of case ---------------------------------------
+
+
+def register(username: str, email: str):
+    return post(REGISTER, {"username": username, "email": email, "password": PASSWORD})
+
+
+@pytest.mark.parametrize("attempt", range(3))
+def test_usernames_differing_only_in_case_register_once_when_sent_together(attempt):
+    name = f"Race7e6a2{attempt}"
+
+    replies = run_concurrently(
+        [
+            lambda: register(name, f"first{attempt}@example.com"),
+            lambda: register(name.swapcase(), f"second{attempt}@example.com"),
+        ]
+    )
+
+    assert sorted(r.status_code for r in replies) == [201, 400]
+    (loser,) = [r for r in replies if r.status_code == 400]
+    body = assert_problem(loser, 400, "validation_error")
+    assert list(body["errors"]) == ["username"]
+    assert User.objects.filter(username__iexact=name).count() == 1
+
+
+def test_a_registration_that_waits_for_a_case_duplicate_is_refused_when_that_one_commits():
+    # Another registration of "Alice" has inserted its row but not committed yet, so
+    # the service's own look-up cannot see it: only the database can refuse "aLICE".
+    with held_in_transaction(lambda: User.objects.create(username="Alice", email="alice@example.com")):
+        late = Threads([lambda: register("aLICE", "other@example.com")]).start()
+        wait_until(lambda: lock_waiters() > 0 or late.finished, "the late registration waits for the first")
+    (reply,) = late.join()
+
+    body = assert_problem(reply, 400, "validation_error")
+    assert list(body["errors"]) == ["username"]
+    assert list(User.objects.values_list("username", flat=True)) == ["Alice"]
+
+
+def test_a_registration_that_waits_for_an_email_case_duplicate_is_refused_on_the_email():
+    with held_in_transaction(lambda: User.objects.create(username="bob", email="bob@example.com")):
+        late = Threads([lambda: register("robert", "BOB@example.com")]).start()
+        wait_until(lambda: lock_waiters() > 0 or late.finished, "the late registration waits for the first")
+    (reply,) = late.join()
+
+    body = assert_problem(reply, 400, "validation_error")
+    assert list(body["errors"]) == ["email"]
+    assert list(User.objects.values_list("username", flat=True)) == ["bob"]
