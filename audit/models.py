@@ -22,6 +22,7 @@ class AuditEvent(models.Model):
         LOGIN_FAILED = "auth.login_failed", "Login failed"
         LOGOUT = "auth.logout", "Logout"
         TOKEN_REFRESHED = "auth.token_refreshed", "Token refreshed"
+        REFRESH_REUSED = "auth.refresh_reused", "Refresh token reused"
         USER_REGISTERED = "auth.registered", "User registered"
         ADMIN_ADD = "admin.add", "Admin: added"
         ADMIN_CHANGE = "admin.change", "Admin: changed"

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth.validators import UnicodeUsernameValidator
-from django.db import transaction
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.exceptions import AuthenticationFailed
@@ -14,14 +13,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
-from rest_framework_simplejwt.serializers import TokenRefreshSerializer
-from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
-from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
+from rest_framework_simplejwt.views import TokenObtainPairView
 
 from audit.models import AuditEvent
 from audit.services import audit_record
 from users.models import User
-from users.services import user_create
+from users.services import token_refresh, token_revoke, user_create
 from wallet_project.api import StrictCharField, StrictSerializer
 from wallet_project.ratelimits import AnonQuota, LoginGuard
 
@@ -72,45 +69,27 @@ class MeView(APIView):
         return Response(MeSerializer(request.user).data)
 
 
-class SafeTokenRefreshSerializer(TokenRefreshSerializer):
-    """simplejwt's refresh, but a deleted user is a 401 rather than an unhandled DoesNotExist."""
+class RefreshTokenSerializer(StrictSerializer):
+    refresh = StrictCharField()
 
-    def validate(self, attrs: dict[str, Any]) -> dict[str, str]:
+
+class TokenPairSerializer(serializers.Serializer):
+    access = serializers.CharField()
+    refresh = serializers.CharField()
+
+
+class RefreshView(PublicView):
+    """Redeem a refresh token once: a new pair, the old refresh token blacklisted (rotation)."""
+
+    @extend_schema(request=RefreshTokenSerializer, responses={200: TokenPairSerializer})
+    def post(self, request: Request) -> Response:
+        serializer = RefreshTokenSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
         try:
-            return super().validate(attrs)
-        except User.DoesNotExist:
-            raise InvalidToken("The token's user no longer exists.") from None
-
-
-def _token_user_id(token: str) -> int | None:
-    try:
-        return AccessToken(token, verify=False).payload.get("user_id")
-    except TokenError:
-        return None
-
-
-class RefreshView(TokenRefreshView):
-    """Rotate a refresh token (the old one is blacklisted) and audit it."""
-
-    serializer_class = SafeTokenRefreshSerializer
-    authentication_classes: list = []
-    throttle_classes = [AnonQuota]
-
-    def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        serializer = self.get_serializer(data=request.data)
-        try:
-            with transaction.atomic():
-                serializer.is_valid(raise_exception=True)
-                user_id = _token_user_id(serializer.validated_data["access"])
-                audit_record(
-                    action=AuditEvent.Action.TOKEN_REFRESHED,
-                    actor_id=user_id,
-                    target_type="user",
-                    target_id=user_id or "",
-                )
+            pair = token_refresh(refresh=serializer.validated_data["refresh"])
         except TokenError as exc:
-            raise InvalidToken(exc.args[0]) from exc
-        return Response(serializer.validated_data, status=status.HTTP_200_OK)
+            raise InvalidToken(str(exc)) from None
+        return Response(pair, status=status.HTTP_200_OK)
 
 
 class TokenView(TokenObtainPairView):
@@ -151,28 +130,18 @@ class TokenView(TokenObtainPairView):
         return Response(serializer.validated_data, status=status.HTTP_200_OK)
 
 
-class LogoutSerializer(StrictSerializer):
-    refresh = StrictCharField()
-
-
 class LogoutView(PublicView):
     """Blacklist a refresh token. Possession of the token is the proof needed."""
 
     @extend_schema(
-        request=LogoutSerializer,
+        request=RefreshTokenSerializer,
         responses={205: inline_serializer("LoggedOut", fields={})},
     )
     def post(self, request: Request) -> Response:
-        serializer = LogoutSerializer(data=request.data)
+        serializer = RefreshTokenSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         try:
-            token = RefreshToken(serializer.validated_data["refresh"])
-            with transaction.atomic():
-                token.blacklist()
-                user_id = token.payload.get("user_id")
-                audit_record(
-                    action=AuditEvent.Action.LOGOUT, actor_id=user_id, target_type="user", target_id=user_id
-                )
+            token_revoke(refresh=serializer.validated_data["refresh"])
         except TokenError as exc:
             raise InvalidToken(str(exc)) from None
         return Response(status=status.HTTP_205_RESET_CONTENT)

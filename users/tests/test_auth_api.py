@@ -2,11 +2,16 @@
 
 import base64
 import json
+import logging
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from rest_framework_simplejwt.tokens import AccessToken
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
+from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 
+from audit.models import AuditEvent
 from conftest import SLASHES, assert_problem
 from users.models import User
 
@@ -99,6 +104,14 @@ def test_register_rejects_duplicates(api_client, make_user, username, email, fie
     assert User.objects.count() == before
 
 
+def test_the_database_refuses_usernames_that_differ_only_in_case(make_user):
+    make_user("Alice")
+
+    with pytest.raises(IntegrityError), transaction.atomic():
+        User.objects.create(username="aLICE", email="other@example.com")
+    assert User.objects.get(username__iexact="alice").username == "Alice"
+
+
 @pytest.mark.parametrize("extra", [{"is_staff": True}, {"is_superuser": True}, {"id": 999}, {"role": "x"}])
 def test_register_rejects_unknown_fields(api_client, extra):
     data = {"username": "mallory", "email": "mallory@example.com", "password": PASSWORD, **extra}
@@ -186,6 +199,31 @@ def test_token_obtain_refuses_bad_credentials(api_client, make_user, slash, user
     assert "refresh" not in body
 
 
+@pytest.mark.parametrize("typed", ["Alice", "alice", "ALICE", "aLiCe"])
+def test_login_ignores_the_case_of_the_username(api_client, make_user, typed):
+    user = make_user("Alice")
+    make_user("alicia")
+    client = api_client(None)
+
+    response = client.post(url("token", ""), {"username": typed, "password": PASSWORD}, format="json")
+
+    assert response.status_code == 200, response.content
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {response.json()['access']}")
+    assert client.get(url("me", "")).json()["username"] == user.username == "Alice"
+    (event,) = AuditEvent.objects.filter(action=AuditEvent.Action.LOGIN_SUCCEEDED)
+    assert event.actor_id == user.id
+
+
+def test_login_with_another_case_still_needs_the_password(api_client, make_user):
+    make_user("Alice")
+
+    response = api_client(None).post(
+        url("token", ""), {"username": "alice", "password": "wrong-password-1"}, format="json"
+    )
+
+    assert_problem(response, 401, "not_authenticated")
+
+
 def test_token_obtain_requires_both_fields(api_client):
     response = api_client(None).post(url("token", ""), {}, format="json")
 
@@ -261,6 +299,107 @@ def test_refresh_for_a_deleted_user_is_401_not_500(api_client, make_user):
     assert_problem(response, 401, "not_authenticated")
 
 
+def test_refresh_for_an_inactive_user_is_401_and_leaves_the_token_unused(api_client, make_user):
+    user = make_user()
+    refresh = str(RefreshToken.for_user(user))
+    User.objects.filter(pk=user.pk).update(is_active=False)
+
+    response = api_client(None).post(url("token/refresh", ""), {"refresh": refresh}, format="json")
+
+    assert_problem(response, 401, "not_authenticated")
+    assert not BlacklistedToken.objects.exists()
+
+
+def test_refresh_refuses_unknown_fields(api_client, make_user):
+    refresh = str(RefreshToken.for_user(make_user()))
+
+    response = api_client(None).post(
+        url("token/refresh", ""), {"refresh": refresh, "access": "x"}, format="json"
+    )
+
+    body = assert_problem(response, 400, "validation_error")
+    assert list(body["errors"]) == ["access"]
+    assert not BlacklistedToken.objects.exists()
+
+
+def live_refresh_tokens(user: User) -> set[str]:
+    return set(
+        OutstandingToken.objects.filter(user=user, blacklistedtoken__isnull=True).values_list(
+            "token", flat=True
+        )
+    )
+
+
+def refresh_with(client, token: str):
+    return client.post(url("token/refresh", ""), {"refresh": token}, format="json")
+
+
+def test_a_reused_refresh_token_within_the_grace_window_is_only_refused(api_client, make_user, caplog):
+    user = make_user()
+    client = api_client(None)
+    first = obtain(client, user)
+    second = refresh_with(client, first["refresh"]).json()
+
+    with caplog.at_level(logging.WARNING, logger="users.services"):
+        reused = refresh_with(client, first["refresh"])
+
+    assert_problem(reused, 401, "not_authenticated")
+    (event,) = AuditEvent.objects.filter(action=AuditEvent.Action.REFRESH_REUSED)
+    assert (event.actor_id, event.outcome, event.details) == (
+        user.id,
+        "concurrent",
+        {"revoked_refresh_tokens": 0},
+    )
+    assert [r.levelname for r in caplog.records if "refresh token reused" in r.getMessage()] == ["WARNING"]
+    assert live_refresh_tokens(user) == {second["refresh"]}
+    assert refresh_with(client, second["refresh"]).status_code == 200
+
+
+@pytest.mark.parametrize("used_by", ["refresh", "logout"])
+def test_a_reused_refresh_token_after_the_grace_window_revokes_every_session(
+    api_client, make_user, settings, caplog, used_by
+):
+    user, bystander = make_user(), make_user()
+    client = api_client(None)
+    stolen = obtain(client, user)["refresh"]
+    other_device = obtain(client, user)["refresh"]
+    unrelated = obtain(client, bystander)["refresh"]
+    if used_by == "refresh":
+        successor = refresh_with(client, stolen).json()["refresh"]
+        assert live_refresh_tokens(user) == {successor, other_device}
+    else:
+        assert client.post(url("logout", ""), {"refresh": stolen}, format="json").status_code == 205
+    later = timezone.now() - timedelta(seconds=settings.JWT_REFRESH_REUSE_GRACE_SECONDS + 1)
+    BlacklistedToken.objects.filter(token__jti=RefreshToken(stolen, verify=False)["jti"]).update(
+        blacklisted_at=later
+    )
+    revocable = len(live_refresh_tokens(user))
+
+    with caplog.at_level(logging.WARNING, logger="users.services"):
+        reused = refresh_with(client, stolen)
+
+    assert_problem(reused, 401, "not_authenticated")
+    assert live_refresh_tokens(user) == set()
+    assert_problem(refresh_with(client, other_device), 401, "not_authenticated")
+    (event,) = AuditEvent.objects.filter(action=AuditEvent.Action.REFRESH_REUSED, outcome="sessions_revoked")
+    assert (event.actor_id, event.details) == (user.id, {"revoked_refresh_tokens": revocable})
+    assert any(r.levelname == "WARNING" and "refresh token reused" in r.getMessage() for r in caplog.records)
+    # Someone else's session is untouched.
+    assert refresh_with(client, unrelated).status_code == 200
+
+
+def test_an_expired_or_forged_refresh_token_is_not_counted_as_reuse(api_client, make_user):
+    user = make_user()
+    client = api_client(None)
+    expired = RefreshToken.for_user(user)
+    expired.set_exp(from_time=timezone.now() - timedelta(days=30))
+    forged = str(RefreshToken.for_user(user))[:-2] + "xx"
+
+    assert_problem(refresh_with(client, str(expired)), 401, "not_authenticated")
+    assert_problem(refresh_with(client, forged), 401, "not_authenticated")
+    assert not AuditEvent.objects.filter(action=AuditEvent.Action.REFRESH_REUSED).exists()
+
+
 # --- logout -----------------------------------------------------------------------
 
 
@@ -287,6 +426,19 @@ def test_logout_twice_is_401(api_client, make_user):
     twice = client.post(url("logout", ""), {"refresh": pair["refresh"]}, format="json")
 
     assert_problem(twice, 401, "not_authenticated")
+
+
+def test_logout_with_a_rotated_out_token_is_401_and_the_successor_lives(api_client, make_user):
+    user = make_user()
+    client = api_client(None)
+    first = obtain(client, user)
+    second = refresh_with(client, first["refresh"]).json()
+
+    response = client.post(url("logout", ""), {"refresh": first["refresh"]}, format="json")
+
+    assert_problem(response, 401, "not_authenticated")
+    assert live_refresh_tokens(user) == {second["refresh"]}
+    assert not AuditEvent.objects.filter(action=AuditEvent.Action.LOGOUT).exists()
 
 
 def test_logout_with_a_garbage_token_is_401(api_client):

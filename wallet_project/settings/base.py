@@ -187,6 +187,11 @@ SIMPLE_JWT = {
     "SIGNING_KEY": os.environ.get("JWT_SIGNING_KEY", SECRET_KEY),
     "AUTH_HEADER_TYPES": ("Bearer",),
 }
+# A refresh token presented again within this many seconds of its first redemption is
+# taken for a client racing itself (two tabs, a quick retry) and only refused; later,
+# it is taken for a stolen copy and every live refresh token of the user is revoked
+# (docs/security.md, "Refresh token reuse").
+JWT_REFRESH_REUSE_GRACE_SECONDS = env_int("JWT_REFRESH_REUSE_GRACE_SECONDS", 10)
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Wallet service API",
