@@ -107,6 +107,12 @@ LOCK_WAIT = Histogram(
     "Time spent acquiring wallet row locks (SELECT ... FOR NO KEY UPDATE).",
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
+LEDGER_VIOLATIONS = Counter(
+    "wallet_ledger_invariant_violations",
+    "Money movements PostgreSQL refused at commit because a ledger invariant failed, by the "
+    "constraint trigger that fired. Any increase needs an operator (docs/operations.md).",
+    ["check"],
+)
 # Runs happen in Celery workers and management commands; with a shared multiprocess
 # directory the web workers serve them. "max" of a timestamp is the latest finish;
 # "mostrecent" is the count reported by whichever process wrote last.
@@ -173,6 +179,12 @@ def record_movement(*, kind: str, currency: str, outcome: str, amount: int) -> N
         if type(amount) is not int or amount < 0:
             raise ValueError(f"amount must be a non-negative int (minor units), got {amount!r}")
         MONEY_MOVED.labels(kind=kind, currency=currency).inc(amount)
+
+
+@_never_raise
+def record_ledger_violation(check: str) -> None:
+    """A ledger trigger (a bounded set of names) refused a commit."""
+    LEDGER_VIOLATIONS.labels(check=str(check)).inc()
 
 
 @_never_raise

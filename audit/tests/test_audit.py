@@ -124,11 +124,14 @@ def test_admin_changes_are_audited(make_user, make_wallet, client):
     wallet.refresh_from_db()
     assert wallet.status == "frozen"
 
+    # Both rows name the operator and the old and new value of what changed (and only that).
     (change,) = events(AuditEvent.Action.ADMIN_CHANGE)
     assert_context(change, admin.id)
     assert (change.target_type, change.target_id) == ("wallet", str(wallet.id))
+    assert change.details["changes"] == {"status": {"old": "active", "new": "frozen"}}
     (updated,) = [e for e in events(AuditEvent.Action.WALLET_UPDATED) if e.target_id == str(wallet.id)]
-    assert updated.details["status"] == "frozen"
+    assert_context(updated, admin.id)
+    assert updated.details == {"status": {"old": "active", "new": "frozen"}}
 
 
 def test_the_database_refuses_to_change_or_delete_an_event(make_user, make_wallet):
