@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 import uuid
 from collections.abc import Callable
 
@@ -90,3 +91,24 @@ def assert_problem(response, status: int, code: str) -> dict:
     assert (body["status"], body["code"]) == (status, code), body
     assert {"type", "title", "detail"} <= set(body)
     return body
+
+
+def admin_page(client, url: str) -> str:
+    """The admin page at `url` (status 200) as text."""
+    response = client.get(url)
+    assert response.status_code == 200, (url, response.status_code, response.content[:300])
+    return response.content.decode()
+
+
+def admin_columns(html: str) -> int:
+    """How many columns an admin change list shows."""
+    table = re.search(r'<table id="result_list">.*?</thead>', html, re.S)
+    assert table, "no result list on the page"
+    return len(re.findall(r'<th scope="col"', table.group(0)))
+
+
+def admin_row(html: str, change_url: str) -> str:
+    """The change list's row that links to `change_url`."""
+    match = re.search(rf"<tr>(?:(?!</tr>).)*?{re.escape(change_url)}.*?</tr>", html, re.S)
+    assert match, f"no row links to {change_url}"
+    return match.group(0)
