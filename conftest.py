@@ -14,6 +14,7 @@ from rest_framework_simplejwt.tokens import RefreshToken
 
 from transfers import services as ledger
 from users.models import User
+from wallet_project.store_health import redis_health
 from wallet_project.tracing import configure_tracing
 from wallets.models import Wallet
 from wallets.services import clear_system_wallet_cache, wallet_create
@@ -32,8 +33,10 @@ def _fresh_caches():
     for alias in ("default", "ratelimit"):
         # Only this process's keys (settings.test prefixes them with the pid); never FLUSHDB.
         caches[alias].delete_pattern("*")
+    redis_health.reset()  # an outage simulated by an earlier test is over
     yield
     clear_system_wallet_cache()
+    redis_health.reset()
 
 
 @pytest.fixture
