@@ -10,9 +10,11 @@ from __future__ import annotations
 import logging
 import uuid
 from datetime import timedelta
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.test.utils import CaptureQueriesContext
@@ -207,3 +209,48 @@ def test_the_wallet_list_costs_the_same_queries_for_any_number_of_rows(
     for _ in range(5):
         make_wallet(make_user(), balance=10)  # more rows, and more entries on the system wallet
     assert queries_for_the_list() == few
+
+
+# --- the runbook's one manual repair ------------------------------------------------------
+
+RESYNC = Path(settings.BASE_DIR) / "ops" / "runbooks" / "resync_wallet_balance.sql"
+
+
+def run_resync(wallet: Wallet, operator_id: int, reason: str) -> list[tuple]:
+    """ops/runbooks/resync_wallet_balance.sql as psql runs it, its -v variables bound as parameters."""
+    script = RESYNC.read_text()
+    statement = script.split("BEGIN;", 1)[1].rsplit("COMMIT;", 1)[0]
+    for name in ("wallet", "operator", "reason"):
+        statement = statement.replace(f":'{name}'", f"%({name})s")
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(statement, {"wallet": str(wallet.id), "operator": operator_id, "reason": reason})
+        return cursor.fetchall()
+
+
+def test_the_runbook_resync_restores_the_ledger_balance_and_audits_it(books, make_user):
+    operator = make_user(username="operator")
+    reconciliation_run(wallet_id=books.broken.id)
+    assert Wallet.objects.get(pk=books.broken.id).inconsistent_since is not None
+
+    (row,) = run_resync(books.broken, operator.id, "INC-42")
+
+    books.broken.refresh_from_db()
+    assert books.broken.balance == 1_000  # what the ledger says, committed past the triggers' check
+    assert row[0] == str(books.broken.id)
+    (event,) = AuditEvent.objects.filter(
+        action=AuditEvent.Action.WALLET_UPDATED, target_id=str(books.broken.id)
+    )
+    assert event.actor_id == operator.id
+    assert event.details == {"balance": {"old": 5_000, "new": 1_000}, "reason": "INC-42"}
+    run = reconciliation_run(wallet_id=books.broken.id)
+    assert run.discrepancy_count == 0
+    assert Wallet.objects.get(pk=books.broken.id).inconsistent_since is None
+    client, path, body, _ = request(books, "transfer in")
+    assert client.post(path, body, format="json", HTTP_IDEMPOTENCY_KEY="after-resync").status_code == 201
+
+
+def test_the_runbook_resync_touches_no_system_wallet_and_no_other_wallet(books, make_user):
+    system = Wallet.objects.get(kind=Wallet.Kind.SYSTEM, currency="USD")
+    assert run_resync(system, make_user().id, "wrong wallet") == []
+    assert Wallet.objects.get(pk=books.healthy.id).balance == 1_000
+    assert Wallet.objects.get(pk=books.broken.id).balance == 5_000
