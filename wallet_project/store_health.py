@@ -40,6 +40,10 @@ def _describe(error: BaseException | None) -> str:
     return f"{type(cause).__name__}: {cause}"
 
 
+class _PerThread(threading.local):
+    failures = 0  # failures this thread has reported
+
+
 class StoreHealth:
     """Reachability of Redis for this process: which parts failed, since when, how often."""
 
@@ -49,8 +53,8 @@ class StoreHealth:
         self._failing: set[str] = set()
         self._since = 0.0
         self._failures = 0
-        # Failures reported by each thread, so a caller can tell whether its own call failed.
-        self._local = threading.local()
+        # Per thread, so a caller can tell whether its own call failed.
+        self._local = _PerThread()
 
     @property
     def reachable(self) -> bool:
@@ -58,14 +62,14 @@ class StoreHealth:
 
     def mark(self) -> int:
         """How many failures this thread has reported; pass it to succeeded(since=...)."""
-        return getattr(self._local, "failures", 0)
+        return self._local.failures
 
     def failed(self, store: str, operation: str, error: BaseException | None = None) -> None:
         """One operation on `store` (a cache alias or "broker") failed."""
         from wallet_project import metrics  # metrics imports this module
 
         metrics.record_redis_error(store=store, operation=operation)
-        self._local.failures = self.mark() + 1
+        self._local.failures += 1
         with self._lock:
             first = not self._failing
             if first:
@@ -106,7 +110,7 @@ class StoreHealth:
         with self._lock:
             self._failing.clear()
             self._failures = 0
-        self._local = threading.local()
+        self._local = _PerThread()
 
 
 redis_health = StoreHealth("Redis")
