@@ -57,13 +57,6 @@ def wallet_get(*, wallet_id: UUID, owner_id: int) -> Wallet:
     return Wallet(**meta, **row)
 
 
-def system_wallet_balance(*, wallet_id: UUID) -> int:
-    """A system wallet's balance is the sum of its entries (it keeps no row balance)."""
-    from transfers.models import LedgerEntry
-
-    return LedgerEntry.objects.filter(wallet_id=wallet_id).aggregate(total=Sum("amount"))["total"] or 0
-
-
 def with_ledger_balance(queryset: QuerySet[Wallet]) -> QuerySet[Wallet]:
     """Annotate `ledger_balance`: a user wallet's stored balance, a system wallet's sum of entries.
 
