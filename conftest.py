@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 import uuid
 from collections.abc import Callable
 
@@ -13,6 +14,7 @@ from rest_framework_simplejwt.tokens import RefreshToken
 
 from transfers import services as ledger
 from users.models import User
+from wallet_project.store_health import redis_health
 from wallet_project.tracing import configure_tracing
 from wallets.models import Wallet
 from wallets.services import clear_system_wallet_cache, wallet_create
@@ -31,8 +33,10 @@ def _fresh_caches():
     for alias in ("default", "ratelimit"):
         # Only this process's keys (settings.test prefixes them with the pid); never FLUSHDB.
         caches[alias].delete_pattern("*")
+    redis_health.reset()  # an outage simulated by an earlier test is over
     yield
     clear_system_wallet_cache()
+    redis_health.reset()
 
 
 @pytest.fixture
@@ -90,3 +94,24 @@ def assert_problem(response, status: int, code: str) -> dict:
     assert (body["status"], body["code"]) == (status, code), body
     assert {"type", "title", "detail"} <= set(body)
     return body
+
+
+def admin_page(client, url: str) -> str:
+    """The admin page at `url` (status 200) as text."""
+    response = client.get(url)
+    assert response.status_code == 200, (url, response.status_code, response.content[:300])
+    return response.content.decode()
+
+
+def admin_columns(html: str) -> int:
+    """How many columns an admin change list shows."""
+    table = re.search(r'<table id="result_list">.*?</thead>', html, re.S)
+    assert table, "no result list on the page"
+    return len(re.findall(r'<th scope="col"', table.group(0)))
+
+
+def admin_row(html: str, change_url: str) -> str:
+    """The change list's row that links to `change_url`."""
+    match = re.search(rf"<tr>(?:(?!</tr>).)*?{re.escape(change_url)}.*?</tr>", html, re.S)
+    assert match, f"no row links to {change_url}"
+    return match.group(0)

@@ -1,7 +1,7 @@
 from django.contrib import admin
 
 from transfers.models import Discrepancy, IdempotencyRecord, LedgerEntry, ReconciliationRun, Transfer
-from wallet_project.admin_site import ReadOnlyAdmin
+from wallet_project.admin_site import ReadOnlyAdmin, short_id
 from wallets.currencies import format_major
 
 
@@ -21,33 +21,85 @@ class LedgerEntryInline(admin.TabularInline):
 
 @admin.register(Transfer)
 class TransferAdmin(ReadOnlyAdmin):
-    list_display = ["id", "kind", "source_wallet", "destination_wallet", "amount", "amount_major", "currency",
-                    "reference", "created_at"]  # fmt: skip
+    # Short ids from the foreign-key columns themselves: no join, and the list fits a laptop screen.
+    list_display = ["transfer", "kind", "source", "destination", "shown_amount", "reference", "created_at"]
     list_filter = ["kind", "currency", "status"]
     search_fields = ["=id", "=source_wallet__id", "=destination_wallet__id", "=reference"]
     date_hierarchy = "created_at"
     inlines = [LedgerEntryInline]
     show_full_result_count = False
+    # Read-only, so Django shows every field; `id` and `created_at` are not editable and
+    # would otherwise be left out.
+    fields = ["id", "kind", "status", "source_wallet", "destination_wallet", "amount", "currency",
+              "shown_amount", "reference", "reference_wallet", "description", "initiated_by",
+              "created_at"]  # fmt: skip
+    readonly_fields = ["id", "shown_amount", "created_at"]
 
-    @admin.display(description="Amount (major units)")
-    def amount_major(self, transfer: Transfer) -> str:
+    @admin.display(description="Transfer", ordering="id")
+    def transfer(self, transfer: Transfer) -> str:
+        return short_id(transfer.id)
+
+    @admin.display(description="From")
+    def source(self, transfer: Transfer) -> str:
+        return short_id(transfer.source_wallet_id)
+
+    @admin.display(description="To")
+    def destination(self, transfer: Transfer) -> str:
+        return short_id(transfer.destination_wallet_id)
+
+    @admin.display(description="Amount", ordering="amount")
+    def shown_amount(self, transfer: Transfer) -> str:
         return format_major(transfer.amount, transfer.currency)
 
 
 @admin.register(LedgerEntry)
 class LedgerEntryAdmin(ReadOnlyAdmin):
-    list_display = ["id", "wallet", "type", "amount", "balance_after", "transfer", "created_at"]
+    list_display = [
+        "id",
+        "on_wallet",
+        "type",
+        "shown_amount",
+        "shown_balance_after",
+        "of_transfer",
+        "created_at",
+    ]
     list_filter = ["type"]
     search_fields = ["=wallet__id", "=transfer__id"]
+    list_select_related = ["wallet"]  # the currency, to show amounts in major units
     show_full_result_count = False
+    fields = ["id", "transfer", "wallet", "type", "amount", "balance_after", "shown_amount", "created_at"]
+    readonly_fields = ["id", "shown_amount", "created_at"]
+
+    @admin.display(description="Wallet")
+    def on_wallet(self, entry: LedgerEntry) -> str:
+        return short_id(entry.wallet_id)
+
+    @admin.display(description="Transfer")
+    def of_transfer(self, entry: LedgerEntry) -> str:
+        return short_id(entry.transfer_id)
+
+    @admin.display(description="Amount", ordering="amount")
+    def shown_amount(self, entry: LedgerEntry) -> str:
+        return format_major(entry.amount, entry.wallet.currency)
+
+    @admin.display(description="Balance after")
+    def shown_balance_after(self, entry: LedgerEntry) -> str:
+        if entry.balance_after is None:  # system wallets keep no running balance
+            return "-"
+        return format_major(entry.balance_after, entry.wallet.currency)
 
 
 @admin.register(IdempotencyRecord)
 class IdempotencyRecordAdmin(ReadOnlyAdmin):
-    list_display = ["id", "user", "key", "method", "path", "status_code", "transfer", "created_at"]
+    list_display = ["id", "user", "key", "method", "path", "status_code", "of_transfer", "created_at"]
     search_fields = ["=key", "user__username"]
     exclude = ["response_body"]
+    list_select_related = ["user"]
     show_full_result_count = False
+
+    @admin.display(description="Transfer")
+    def of_transfer(self, record: IdempotencyRecord) -> str:
+        return short_id(record.transfer_id)
 
 
 class DiscrepancyInline(admin.TabularInline):
@@ -78,13 +130,33 @@ class DiscrepancyAdmin(ReadOnlyAdmin):
         "id",
         "run",
         "kind",
-        "wallet",
-        "transfer_id",
-        "currency",
-        "expected",
-        "actual",
+        "on_wallet",
+        "of_transfer",
+        "shown_expected",
+        "shown_actual",
         "created_at",
     ]
     list_filter = ["kind", "currency", ("run", admin.RelatedOnlyFieldListFilter)]
     search_fields = ["=wallet__id", "=transfer_id"]
     list_select_related = ["run"]
+
+    @admin.display(description="Wallet")
+    def on_wallet(self, discrepancy: Discrepancy) -> str:
+        return short_id(discrepancy.wallet_id)
+
+    @admin.display(description="Transfer")
+    def of_transfer(self, discrepancy: Discrepancy) -> str:
+        return short_id(discrepancy.transfer_id)
+
+    @admin.display(description="Expected", ordering="expected")
+    def shown_expected(self, discrepancy: Discrepancy) -> str:
+        return _amount(discrepancy.expected, discrepancy.currency)
+
+    @admin.display(description="Actual", ordering="actual")
+    def shown_actual(self, discrepancy: Discrepancy) -> str:
+        return _amount(discrepancy.actual, discrepancy.currency)
+
+
+def _amount(minor: object, currency: str) -> str:
+    """Major units with the currency when it is known, else the minor units as stored."""
+    return format_major(int(minor), currency) if currency else str(minor)

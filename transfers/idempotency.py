@@ -11,7 +11,15 @@ semantics:
 - a concurrent duplicate never executes twice: PostgreSQL's unique index makes
   the second INSERT wait for the first transaction, then fail, which rolls the
   duplicate's work back, and the stored response is replayed ("wait and replay");
-- successes and final business errors are stored; validation errors are not.
+- successes and final business errors are stored; validation errors are not;
+- a movement PostgreSQL refuses at commit because a ledger invariant failed (a
+  wallet's balance disagrees with its entries) answers 409 `ledger_inconsistent`
+  and is not stored either: it is not the movement's final answer, and the same
+  key must work once an operator has repaired the wallet. It is logged at ERROR,
+  counted and audited.
+
+Every refusal the caller gets (stored business errors, `idempotency_key_reused`,
+`ledger_inconsistent`) is audited as `money.failed` with its code as the outcome.
 """
 
 from __future__ import annotations
@@ -33,9 +41,16 @@ from django.utils import timezone
 
 from audit.models import AuditEvent
 from audit.services import audit_record
-from transfers.db import is_connection_lost, is_lock_timeout, is_retryable, violated_constraint
+from transfers.db import (
+    LedgerViolation,
+    is_connection_lost,
+    is_lock_timeout,
+    is_retryable,
+    ledger_violation,
+    violated_constraint,
+)
 from transfers.models import IdempotencyRecord
-from transfers.services import duplicate_reference_error, find_reference_owner
+from transfers.services import duplicate_reference_error, find_reference_use
 from transfers.sql import insert_later, one_statement
 from wallet_project import metrics
 from wallet_project.errors import render_problem, service_error_body
@@ -44,9 +59,11 @@ from wallets.errors import (
     IdempotencyKeyInvalid,
     IdempotencyKeyRequired,
     IdempotencyKeyReused,
+    LedgerInconsistent,
     ServiceBusy,
     WalletError,
 )
+from wallets.models import Wallet
 
 logger = logging.getLogger(__name__)
 
@@ -101,7 +118,10 @@ def normalize_path(path: str) -> str:
 def _replay(req: IdempotentRequest, record: IdempotencyRecord) -> StoredResponse:
     if (record.method, record.path, record.request_hash) != (req.method, req.path, req.request_hash):
         metrics.record_idempotency("reused")
-        raise IdempotencyKeyReused("This Idempotency-Key was already used for a different request.")
+        error = IdempotencyKeyReused("This Idempotency-Key was already used for a different request.")
+        with transaction.atomic():  # the movement's own transaction has rolled back
+            _audit_refusal(req, error)
+        raise error
     metrics.record_idempotency("replayed")
     return StoredResponse(status=record.status_code, body=bytes(record.response_body), replayed=True)
 
@@ -134,23 +154,34 @@ def _record(req: IdempotentRequest, status: int, body: bytes, transfer_id: UUID 
     )
 
 
+def _own_wallet_id(req: IdempotentRequest) -> object:
+    """The caller's wallet: a transfer's source, the wallet of a deposit or withdrawal."""
+    return req.audit_details.get("source_wallet_id") or req.audit_details.get("wallet_id")
+
+
+def _audit_refusal(req: IdempotentRequest, error: WalletError, **extra: Any) -> None:
+    """A `money.failed` event for a refused movement; call inside a transaction."""
+    details = {key: str(value) for key, value in req.audit_details.items() if value is not None}
+    audit_record(
+        action=AuditEvent.Action.MONEY_FAILED,
+        actor_id=req.user_id,
+        target_type="wallet",
+        target_id=_own_wallet_id(req) or "",
+        amount=req.audit_details.get("amount"),
+        # Known once the wallets were read; a refusal before that (not found, same wallet,
+        # key reused) names no currency rather than guess one.
+        currency=getattr(error, "currency", "") or "",
+        outcome=error.code,
+        details={**details, **extra, "detail": error.detail},
+    )
+
+
 def _store_failure(req: IdempotentRequest, error: WalletError) -> StoredResponse:
     body = render_problem(service_error_body(error))
     try:
         with transaction.atomic():
             _record(req, error.status, body, None)
-            details = {key: str(value) for key, value in req.audit_details.items() if value is not None}
-            audit_record(
-                action=AuditEvent.Action.MONEY_FAILED,
-                actor_id=req.user_id,
-                target_type="wallet",
-                target_id=req.audit_details.get("source_wallet_id")
-                or req.audit_details.get("wallet_id")
-                or "",
-                amount=req.audit_details.get("amount"),
-                outcome=error.code,
-                details={**details, "detail": error.detail},
-            )
+            _audit_refusal(req, error)
     except IntegrityError as exc:
         if violated_constraint(
             exc, table="transfers_idempotencyrecord", name=IDEMPOTENCY_CONSTRAINT, columns=("key",)
@@ -224,10 +255,53 @@ def _execute_once(req: IdempotentRequest, operation: Operation) -> StoredRespons
         if req.reference is not None and violated_constraint(
             exc, table="transfers_transfer", name=REFERENCE_CONSTRAINT, columns=("reference",)
         ):
-            original = find_reference_owner(wallet_id=req.reference_wallet_id, reference=req.reference)
+            original = find_reference_use(wallet_id=req.reference_wallet_id, reference=req.reference)
             if original is not None:
-                return _store_failure(req, duplicate_reference_error(original))
+                return _store_failure(req, duplicate_reference_error(*original))
+        violation = ledger_violation(exc)
+        if violation is not None:
+            return _refuse_inconsistent(req, violation)
         raise
+
+
+def _refuse_inconsistent(req: IdempotentRequest, violation: LedgerViolation) -> StoredResponse:
+    """A ledger trigger refused the commit, so nothing moved. Answer, log, count and audit it.
+
+    Not stored under the key (see the module docstring). The answer does not name the
+    wallet: it may be the destination, somebody else's.
+    """
+    error = LedgerInconsistent(
+        "A wallet in this movement is under review, so nothing was moved. "
+        "Retry later with the same Idempotency-Key."
+    )
+    kind = req.audit_details.get("kind", "transfer")
+    looked_up = violation.wallet_id or _own_wallet_id(req)
+    error.currency = (
+        Wallet.objects.filter(pk=looked_up).values_list("currency", flat=True).first() or ""
+        if looked_up
+        else ""
+    )
+    logger.error(
+        "ledger invariant %s refused a %s at commit; wallet %s needs an operator (docs/operations.md): %s",
+        violation.check,
+        kind,
+        violation.wallet_id or "unknown",
+        violation.message,
+        extra={"wallet_id": violation.wallet_id, "transfer_id": violation.transfer_id},
+    )
+    metrics.record_ledger_violation(violation.check)
+    metrics.record_movement(
+        kind=kind, currency=error.currency, outcome=error.code, amount=req.audit_details.get("amount", 0)
+    )
+    with transaction.atomic():
+        _audit_refusal(
+            req,
+            error,
+            check=violation.check,
+            inconsistent_wallet_id=violation.wallet_id,
+            database_message=violation.message,
+        )
+    return StoredResponse(status=error.status, body=render_problem(service_error_body(error)), replayed=False)
 
 
 def idempotency_cleanup(

@@ -113,6 +113,7 @@ class LedgerEntry(models.Model):
 
     class Meta:
         db_table = "transfers_ledgerentry"
+        verbose_name_plural = "ledger entries"
         indexes = [
             # History pages (newest first, keyset on id) and the running-balance check.
             models.Index(fields=["wallet", "-id"], name="entry_wallet_id_idx"),
@@ -237,6 +238,7 @@ class Discrepancy(models.Model):
 
     class Meta:
         db_table = "transfers_discrepancy"
+        verbose_name_plural = "discrepancies"
         indexes = [models.Index(fields=["kind"], name="discrepancy_kind_idx")]
 
     def __str__(self) -> str:

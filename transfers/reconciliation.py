@@ -9,11 +9,14 @@ and, for the transfers in scope, that each has exactly two legs summing to zero;
 and, unless one wallet is asked for, that each currency's entries (system
 wallets included) sum to zero.
 
-No wallet is locked. Each batch is one SQL statement, so it reads one
+No wallet is locked while it is checked. Each batch is one SQL statement, so it reads one
 consistent snapshot: a wallet's balance and its entries are committed together,
 so a transfer committing mid-run is seen entirely or not at all and never shows
 up as a false discrepancy. Memory is bounded by the batch size; the sums are
-computed by the database. Runs report; they never change a balance.
+computed by the database. Runs report; they never change a balance. The one thing
+they write on a wallet is its `inconsistent_since` flag, after each batch and only
+where it changes: set when the run finds a discrepancy on it, cleared when it checks
+it clean (wallets.services.wallets_mark_reconciled).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from django.utils import timezone
 from transfers.models import Discrepancy, ReconciliationRun, Transfer
 from wallet_project import metrics
 from wallets.models import Wallet
+from wallets.services import wallets_mark_reconciled
 
 logger = logging.getLogger(__name__)
 
@@ -222,8 +226,9 @@ def reconciliation_run(
     """Check the ledger and store a ReconciliationRun with its discrepancies.
 
     Scope: one wallet (`wallet_id`), wallets changed and transfers made since
-    `since`, those since the previous run (`incremental`; the first run is
-    full), or everything. Each batch autocommits; nothing is locked.
+    `since` (plus the wallets flagged inconsistent, to notice their repair), those
+    since the previous run (`incremental`; the first run is full), or everything.
+    Each batch autocommits; nothing is locked while it is read.
     """
     batch_size = batch_size or settings.RECONCILE_BATCH_SIZE
     if incremental and since is None and wallet_id is None:
@@ -246,7 +251,8 @@ def reconciliation_run(
         wallets = wallets.filter(pk=wallet_id)
         transfers = transfers.filter(Q(source_wallet_id=wallet_id) | Q(destination_wallet_id=wallet_id))
     elif since is not None:
-        wallets = wallets.filter(updated_at__gte=since)
+        # Flagged wallets too, so a repair that did not go through the ledger is noticed.
+        wallets = wallets.filter(Q(updated_at__gte=since) | Q(inconsistent_since__isnull=False))
         transfers = transfers.filter(created_at__gte=since)
 
     try:
@@ -254,6 +260,9 @@ def reconciliation_run(
             found = _check_wallets(run, ids)
             run.wallets_checked += len(ids)
             _save_found(run, found)
+            wallets_mark_reconciled(
+                checked=set(ids), inconsistent={d.wallet_id for d in found}, found_at=run.started_at
+            )
             reset_queries()  # with DEBUG on, Django would keep every batch's SQL text
         for ids in _batches(transfers, batch_size):
             found = _check_transfers(run, ids)

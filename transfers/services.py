@@ -108,24 +108,31 @@ def _check_reference_free(*, wallet_id: UUID, owner_id: int, reference: str | No
     """
     if reference is None:
         return
-    original = find_reference_owner(wallet_id=wallet_id, reference=reference, owner_id=owner_id)
+    original = find_reference_use(wallet_id=wallet_id, reference=reference, owner_id=owner_id)
     if original is not None:
-        raise duplicate_reference_error(original)
+        raise duplicate_reference_error(*original)
 
 
-def duplicate_reference_error(original_transfer_id: UUID) -> DuplicateReference:
-    return DuplicateReference(
+def duplicate_reference_error(original_transfer_id: UUID, currency: str = "") -> DuplicateReference:
+    error = DuplicateReference(
         "This reference was already used on this wallet.",
         original_transfer_id=str(original_transfer_id),
     )
+    error.currency = currency  # the wallet's, for the audit trail and metrics
+    return error
 
 
-def find_reference_owner(*, wallet_id: UUID, reference: str, owner_id: int | None = None) -> UUID | None:
-    """The transfer that used `reference` on the wallet (only if `owner_id` owns it, when given)."""
+def find_reference_use(
+    *, wallet_id: UUID, reference: str, owner_id: int | None = None
+) -> tuple[UUID, str] | None:
+    """(id, currency) of the transfer that used `reference` on the wallet.
+
+    With `owner_id`, only if that user owns the wallet.
+    """
     found = Transfer.objects.filter(reference_wallet_id=wallet_id, reference=reference)
     if owner_id is not None:
         found = found.filter(reference_wallet__owner_id=owner_id)
-    return found.values_list("id", flat=True).first()
+    return found.values_list("id", "currency").first()
 
 
 def _system_wallet(currency: str) -> Wallet:

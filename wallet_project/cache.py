@@ -21,8 +21,10 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from django.conf import settings
-from django.core.cache import cache
+from django.core.cache import DEFAULT_CACHE_ALIAS, cache
 from django.db import transaction
+
+from wallet_project.store_health import redis_health
 
 T = TypeVar("T")
 _GENERATION_TTL = 7 * 24 * 3600
@@ -39,7 +41,10 @@ def _data_key(namespace: str, obj_id: object) -> str:
 def _read(namespace: str, obj_id: object) -> tuple[str | None, Any]:
     """(current generation, the value stored under it or None): one MGET."""
     gen_key, data_key = _generation_key(namespace, obj_id), _data_key(namespace, obj_id)
+    mark = redis_health.mark()
     found = cache.get_many([gen_key, data_key])
+    # A failed read looks like a miss ({}); this tells Redis health which one it was.
+    redis_health.succeeded(DEFAULT_CACHE_ALIAS, since=mark)
     generation, entry = found.get(gen_key), found.get(data_key)
     current = generation is not None and entry is not None and entry[0] == generation
     return generation, entry[1] if current else None

@@ -26,7 +26,6 @@ which dj-database-url alone cannot parse.
 from __future__ import annotations
 
 import contextvars
-import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -34,11 +33,11 @@ from urllib.parse import urlsplit, urlunsplit
 
 import dj_database_url
 from django.conf import settings
-from django.core.cache import cache
+from django.core.cache import DEFAULT_CACHE_ALIAS, cache
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
 from django.http import HttpRequest, HttpResponse
 
-logger = logging.getLogger(__name__)
+from wallet_project.store_health import redis_health
 
 REPLICA_ALIAS = "replica"
 DEFAULT_PIN_SECONDS = 10
@@ -103,11 +102,13 @@ def user_pinned(user_id: int) -> bool:
     """True if the user wrote recently, or if the cache cannot tell (Redis down)."""
     try:
         found = cache.has_key(_pin_key(user_id))
-    except Exception:  # any cache failure: be safe, read the primary
-        logger.warning("replica pin lookup failed; reading the primary", exc_info=True)
+    except Exception as exc:  # any cache failure: be safe, read the primary
+        redis_health.failed(DEFAULT_CACHE_ALIAS, "replica_pin", exc)
         return True
-    # django-redis answers None instead of raising when it ignores a connection error.
-    return found is not False
+    if found is None:  # django-redis ignored a connection error (and store_health counted it)
+        return True
+    redis_health.succeeded(DEFAULT_CACHE_ALIAS)
+    return found
 
 
 def _must_read_primary(scope: _Scope) -> bool:

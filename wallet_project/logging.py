@@ -15,6 +15,7 @@ from typing import Any
 from pythonjsonlogger.json import JsonFormatter
 
 from wallet_project import context
+from wallet_project.store_health import IGNORED_ERRORS_LOGGER
 
 _REDACTIONS = [
     (re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+"), r"\1[REDACTED]"),
@@ -64,6 +65,19 @@ class ContextFilter(logging.Filter):
         return True
 
 
+class AnsweredUnavailableFilter(logging.Filter):
+    """On `django.request`: drop the ERROR line Django writes for every 503 the service answered
+    on purpose (a dependency is down: 503 with Retry-After, in the access log and the metrics).
+
+    Those carry no exception; during a Redis or database outage there is one per request,
+    and the outage itself is logged once where it is noticed (wallet_project.store_health,
+    the money path's reconnect warnings). A 500 always carries its exception and stays.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (getattr(record, "status_code", None) == 503 and not record.exc_info)
+
+
 # Attributes Django/DRF attach to records that are objects, not data.
 _DROP = {"request", "response", "exc_info", "stack_info", "color_message", "taskName"}
 
@@ -93,7 +107,12 @@ def logging_config(*, fmt: str, level: str) -> dict[str, Any]:
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "filters": {"context": {"()": "wallet_project.logging.ContextFilter"}},
+        "filters": {
+            "context": {"()": "wallet_project.logging.ContextFilter"},
+            "answered_unavailable": {"()": "wallet_project.logging.AnsweredUnavailableFilter"},
+            # Counts the Redis errors django-redis ignores instead of logging each one.
+            "redis_ignored_errors": {"()": "wallet_project.store_health.IgnoredErrorFilter"},
+        },
         "formatters": {
             "console": {"format": CONSOLE_FORMAT},
             "json": {
@@ -114,8 +133,10 @@ def logging_config(*, fmt: str, level: str) -> dict[str, Any]:
         "loggers": {
             "django.db.backends": {"level": "WARNING"},
             # The access log below says the same thing, once, with more fields.
-            "django.request": {"level": "ERROR"},
+            "django.request": {"level": "ERROR", "filters": ["answered_unavailable"]},
             "django.server": {"level": "WARNING"},
             "celery": {"level": level},
+            # DJANGO_REDIS_LOGGER (settings): wallet_project.store_health logs the outage once.
+            IGNORED_ERRORS_LOGGER: {"filters": ["redis_ignored_errors"], "level": "ERROR"},
         },
     }

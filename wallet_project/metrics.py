@@ -14,7 +14,8 @@ there and `metrics_view` aggregates them. Without it the process's default regis
 is served, which is right for one process (`make run`).
 
 The Celery queue length is read from Redis when /metrics is scraped, with a short
-timeout; Redis being down reports `wallet_celery_queue_up 0` instead of failing.
+timeout; Redis being down reports `wallet_celery_queue_up 0` instead of failing (and
+wallet_project.store_health, not every scrape, says so in the log).
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from wallet_project.errors import problem_body, problem_response
+from wallet_project.store_health import BROKER, redis_health
 
 logger = logging.getLogger(__name__)
 
@@ -106,6 +108,18 @@ LOCK_WAIT = Histogram(
     "wallet_row_lock_wait_seconds",
     "Time spent acquiring wallet row locks (SELECT ... FOR NO KEY UPDATE).",
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+REDIS_ERRORS = Counter(
+    "wallet_redis_errors",
+    "Redis operations that failed, by part (cache alias or broker) and operation (cache, rate_limit, "
+    "replica_pin, queue_length). The log says once when Redis goes and once when it is back.",
+    ["store", "operation"],
+)
+LEDGER_VIOLATIONS = Counter(
+    "wallet_ledger_invariant_violations",
+    "Money movements PostgreSQL refused at commit because a ledger invariant failed, by the "
+    "constraint trigger that fired. Any increase needs an operator (docs/operations.md).",
+    ["check"],
 )
 # Runs happen in Celery workers and management commands; with a shared multiprocess
 # directory the web workers serve them. "max" of a timestamp is the latest finish;
@@ -173,6 +187,18 @@ def record_movement(*, kind: str, currency: str, outcome: str, amount: int) -> N
         if type(amount) is not int or amount < 0:
             raise ValueError(f"amount must be a non-negative int (minor units), got {amount!r}")
         MONEY_MOVED.labels(kind=kind, currency=currency).inc(amount)
+
+
+@_never_raise
+def record_redis_error(*, store: str, operation: str) -> None:
+    """One failed Redis operation (wallet_project.store_health reports them)."""
+    REDIS_ERRORS.labels(store=str(store), operation=str(operation)).inc()
+
+
+@_never_raise
+def record_ledger_violation(check: str) -> None:
+    """A ledger trigger (a bounded set of names) refused a commit."""
+    LEDGER_VIOLATIONS.labels(check=str(check)).inc()
 
 
 @_never_raise
@@ -285,10 +311,11 @@ class CeleryQueueCollector(Collector):
         try:
             lengths = self._lengths(url)
         except (redis.RedisError, OSError) as exc:
-            logger.warning("celery queue length unavailable: %s", type(exc).__name__)
+            redis_health.failed(BROKER, "queue_length", exc)  # logs once per outage, not per scrape
             up.add_metric([], 0)
             yield up
             return
+        redis_health.succeeded(BROKER)
         up.add_metric([], 1)
         yield up
         family = GaugeMetricFamily(

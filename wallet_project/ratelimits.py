@@ -10,7 +10,6 @@ these classes pick the key (user, client IP, source wallet), the budget
 from __future__ import annotations
 
 import contextlib
-import logging
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -28,8 +27,7 @@ from rest_framework.throttling import BaseThrottle
 
 from wallet_project import metrics
 from wallet_project.errors import RateLimitUnavailable
-
-logger = logging.getLogger(__name__)
+from wallet_project.store_health import redis_health
 
 
 def client_ip(request: Any) -> str:
@@ -154,8 +152,10 @@ def _increment(keys: Sequence[tuple[str, int]]) -> list[int] | None:
             pipe.incr(full)
         replies = pipe.execute()
     except (RedisError, OSError) as exc:
-        logger.warning("rate-limit counters unavailable: %s", exc)
+        # Counted, and logged once per outage (store_health), not once per request.
+        redis_health.failed(settings.RATELIMIT_USE_CACHE, "rate_limit", exc)
         return None
+    redis_health.succeeded(settings.RATELIMIT_USE_CACHE)
     return [int(reply) for reply in replies[1::2]]
 
 
@@ -236,11 +236,13 @@ class LoginGuard:
             )
             if usage is None:
                 continue
+            # Unreachable: django-redis ignored the error and store_health counted it.
             if usage["limit"] == 0 and usage["time_left"] == -1:  # the counter store is unreachable
                 if settings.RATE_LIMIT_FAIL_OPEN_LOGIN:
                     continue
                 metrics.record_rate_limited(scope, reason="unavailable")
                 raise RateLimitUnavailable("Login is unavailable; retry shortly.")
+            redis_health.succeeded(settings.RATELIMIT_USE_CACHE)
             self._counted.append(scope)
             if usage["should_limit"]:
                 metrics.record_rate_limited(scope)

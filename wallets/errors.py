@@ -61,6 +61,19 @@ class BalanceLimitExceeded(WalletError):
     title = "Balance limit exceeded"
 
 
+class LedgerInconsistent(WalletError):
+    """PostgreSQL refused the movement's commit: a wallet's balance or entries disagree with its ledger.
+
+    409, not 503: nothing the client does and no short wait fixes it, only an operator
+    (docs/operations.md), so it must not invite automatic retries. Never stored as the
+    Idempotency-Key's outcome: the same key works once the wallet is repaired.
+    """
+
+    code = "ledger_inconsistent"
+    status = 409
+    title = "Wallet under review"
+
+
 class IdempotencyKeyRequired(WalletError):
     code = "idempotency_key_required"
     status = 400

@@ -42,6 +42,10 @@ class Wallet(models.Model):
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.ACTIVE)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(default=timezone.now)
+    # Set by reconciliation when it finds the wallet's balance or entries disagreeing with
+    # its ledger (the first time it found so), cleared by the first run that finds it
+    # consistent again. Operators filter on it in the admin (docs/operations.md).
+    inconsistent_since = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         db_table = "wallets_wallet"

@@ -11,7 +11,8 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from django.db.models import QuerySet, Sum
+from django.db.models import BigIntegerField, Case, F, OuterRef, QuerySet, Subquery, Sum, Value, When
+from django.db.models.functions import Coalesce
 
 from wallet_project.cache import cached
 from wallets.errors import WalletNotFound
@@ -56,8 +57,25 @@ def wallet_get(*, wallet_id: UUID, owner_id: int) -> Wallet:
     return Wallet(**meta, **row)
 
 
-def system_wallet_balance(*, wallet_id: UUID) -> int:
-    """A system wallet's balance is the sum of its entries (it keeps no row balance)."""
+def with_ledger_balance(queryset: QuerySet[Wallet]) -> QuerySet[Wallet]:
+    """Annotate `ledger_balance`: a user wallet's stored balance, a system wallet's sum of entries.
+
+    One query for any number of rows: the sum is a subquery inside a CASE, which
+    PostgreSQL evaluates only for the system rows (one per currency).
+    """
     from transfers.models import LedgerEntry
 
-    return LedgerEntry.objects.filter(wallet_id=wallet_id).aggregate(total=Sum("amount"))["total"] or 0
+    entries = (
+        LedgerEntry.objects.filter(wallet_id=OuterRef("pk"))
+        .order_by()
+        .values("wallet_id")
+        .annotate(total=Sum("amount"))
+        .values("total")
+    )
+    return queryset.annotate(
+        ledger_balance=Case(
+            When(kind=Wallet.Kind.SYSTEM, then=Coalesce(Subquery(entries), Value(0))),
+            default=F("balance"),
+            output_field=BigIntegerField(),
+        )
+    )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+from datetime import datetime
 from uuid import UUID
 
 from django.db import IntegrityError, transaction
@@ -54,24 +56,61 @@ def wallet_update(*, wallet_id: UUID, owner_id: int, name: str) -> Wallet:
     return Wallet.objects.get(pk=wallet_id)
 
 
-def wallet_set_status(*, wallet_id: UUID, status: str, name: str | None = None) -> Wallet:
-    """Freeze, close or reactivate a wallet (operators). Frozen and closed wallets move no money."""
+def wallet_set_status(
+    *, wallet_id: UUID, status: str, actor_id: int | None, name: str | None = None
+) -> Wallet:
+    """Freeze, close or reactivate a wallet (operators). Frozen and closed wallets move no money.
+
+    `actor_id` is the operator (None only for the system itself). The audit event names
+    them and each changed field's old and new value; a save that changes nothing
+    writes nothing. The row is locked while its old values are read, so the event
+    cannot describe a change another operator made in between.
+    """
     if status not in Wallet.Status.values:
         raise ValueError(f"unknown wallet status {status!r}")
-    fields: dict = {"status": status, "updated_at": timezone.now()}
-    if name is not None:
-        fields["name"] = name
+    wanted = {"status": status} if name is None else {"status": status, "name": name}
     with transaction.atomic():
-        if not Wallet.objects.filter(pk=wallet_id).update(**fields):
+        current = Wallet.objects.select_for_update(no_key=True).filter(pk=wallet_id).values(*wanted).first()
+        if current is None:
             raise WalletNotFound("No such wallet.")
-        audit_record(
-            action=AuditEvent.Action.WALLET_UPDATED,
-            target_type="wallet",
-            target_id=wallet_id,
-            details={key: value for key, value in fields.items() if key != "updated_at"},
-        )
-        invalidate_on_commit(WALLET_META, wallet_id)
+        changes = {
+            field: {"old": current[field], "new": value}
+            for field, value in wanted.items()
+            if current[field] != value
+        }
+        if changes:
+            Wallet.objects.filter(pk=wallet_id).update(
+                **{field: change["new"] for field, change in changes.items()}, updated_at=timezone.now()
+            )
+            audit_record(
+                action=AuditEvent.Action.WALLET_UPDATED,
+                actor_id=actor_id,
+                target_type="wallet",
+                target_id=wallet_id,
+                details=changes,
+            )
+            invalidate_on_commit(WALLET_META, wallet_id)
     return Wallet.objects.get(pk=wallet_id)
+
+
+def wallets_mark_reconciled(
+    *, checked: Collection[UUID], inconsistent: Collection[UUID], found_at: datetime
+) -> None:
+    """Record what reconciliation found for `checked` wallets: flag those in `inconsistent`
+    (keeping the time they were first found), clear the flag of the others.
+
+    Only rows whose flag changes are written, and never their balance or updated_at.
+    This is the one place a reconciliation finding changes a wallet, so a policy that
+    acts on it (putting such wallets under review) belongs here.
+    """
+    flagged = [wallet_id for wallet_id in inconsistent if wallet_id in checked]
+    if flagged:
+        Wallet.objects.filter(pk__in=flagged, inconsistent_since__isnull=True).update(
+            inconsistent_since=found_at
+        )
+    Wallet.objects.filter(pk__in=checked, inconsistent_since__isnull=False).exclude(pk__in=flagged).update(
+        inconsistent_since=None
+    )
 
 
 def system_wallet_id(*, currency: str) -> UUID:

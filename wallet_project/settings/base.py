@@ -11,6 +11,7 @@ from pathlib import Path
 
 from wallet_project.db_router import database_from_url
 from wallet_project.logging import logging_config
+from wallet_project.store_health import IGNORED_ERRORS_LOGGER
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -248,7 +249,10 @@ CACHES = {
         "KEY_PREFIX": "rl",
     },
 }
+# django-redis reports each connection error it ignores to this logger; its filter
+# (wallet_project.store_health) counts them and logs an outage once, not per call.
 DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
+DJANGO_REDIS_LOGGER = IGNORED_ERRORS_LOGGER
 
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", REDIS_URL)
 CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND", REDIS_URL)

@@ -27,7 +27,7 @@ from django.conf import settings
 from django.http import HttpResponse
 from django.test import RequestFactory, override_settings
 from django.urls import resolve
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from wallet_project import metrics
@@ -444,7 +444,14 @@ def test_the_scrape_survives_an_unreachable_broker(broker, caplog):
     assert value(samples, "wallet_celery_queue_up") == 0
     assert "wallet_celery_queue_length" not in names(samples)
     assert "wallet_idempotency_events_total" in names(samples)  # the rest of the scrape is intact
-    assert "celery queue length unavailable" in caplog.text
+    # Said once (wallet_project.store_health), not once per scrape, and counted.
+    assert "Redis unreachable (broker queue_length" in caplog.text
+    labels = {"store": "broker", "operation": "queue_length"}
+    failed = REGISTRY.get_sample_value("wallet_redis_errors_total", labels)
+    with override_settings(CELERY_BROKER_URL=broker, REDIS_TIMEOUT=0.2):
+        assert value(scrape(), "wallet_celery_queue_up") == 0
+    assert caplog.text.count("Redis unreachable") == 1
+    assert REGISTRY.get_sample_value("wallet_redis_errors_total", labels) == failed + 1
 
 
 def test_a_broker_that_is_not_redis_reports_nothing():

@@ -114,6 +114,11 @@ REVIEWED_RAW_OPERATIONS: dict[tuple[str, str], str] = {
         "wallets_wallet for an instant (no scan, no rewrite); lock_timeout bounds the wait. "
         "Reverse SQL drops exactly what it created."
     ),
+    ("transfers", "0005_ledger_error_fields"): (
+        "CREATE OR REPLACE FUNCTION of the three ledger check functions (same checks, richer "
+        "errors). Replacing a function locks no table; triggers pick the new body up at their "
+        "next call. Reverse SQL restores the bodies 0003 created."
+    ),
     ("audit", "0002_append_only"): (
         "One CREATE TRIGGER on audit_auditevent: SHARE ROW EXCLUSIVE for an instant, no scan. "
         "Reverse SQL drops it."

@@ -80,14 +80,14 @@ def test_freeze_is_visible_at_once_although_the_wallet_was_cached(api_client, ma
     assert client.get(wallet_url(wallet)).json()["status"] == "active"
     assert peek(WALLET_META, wallet.id)["status"] == "active"
 
-    wallet_set_status(wallet_id=wallet.id, status=Wallet.Status.FROZEN)
+    wallet_set_status(wallet_id=wallet.id, status=Wallet.Status.FROZEN, actor_id=None)
 
     assert client.get(wallet_url(wallet)).json()["status"] == "frozen"
     refused = client.post(wallet_url(wallet, "/withdrawals"), {"amount": 100}, format="json", **key())
     assert refused.status_code == 409
     assert refused.json()["code"] == "wallet_not_active"
 
-    wallet_set_status(wallet_id=wallet.id, status=Wallet.Status.ACTIVE, name="Thawed")
+    wallet_set_status(wallet_id=wallet.id, status=Wallet.Status.ACTIVE, name="Thawed", actor_id=None)
 
     body = client.get(wallet_url(wallet)).json()
     assert (body["status"], body["name"], body["balance"]) == ("active", "Thawed", 500)
