@@ -80,7 +80,10 @@ def _max_depth(raw: str) -> int:
 
 def loads_strict(raw: bytes | str) -> Any:
     text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
-    if _max_depth(text) > settings.API_MAX_JSON_DEPTH:
+    limit = settings.API_MAX_JSON_DEPTH
+    # No deeper than the number of brackets that open it (counting those in strings too):
+    # a typical body has one, so the character walk runs only for bodies with many.
+    if text.count("{") + text.count("[") > limit and _max_depth(text) > limit:
         raise ParseError("JSON is nested too deeply.")
     data = json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_object_without_repeated_keys)
     # Only a \u escape can produce NUL or a lone surrogate: the parser refuses raw control

@@ -27,6 +27,7 @@ from drf_spectacular.generators import SchemaGenerator
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
+from rest_framework.exceptions import ParseError
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 
@@ -418,6 +419,30 @@ def test_the_parser_keeps_what_is_valid(raw, value):
 def test_the_parser_refuses_repeated_keys_at_any_depth(raw):
     with pytest.raises(ValueError):
         loads_strict(raw)
+
+
+@pytest.mark.parametrize(
+    ("raw", "accepted"),
+    [
+        (
+            '{"a": '
+            + "[" * (settings.API_MAX_JSON_DEPTH - 1)
+            + "]" * (settings.API_MAX_JSON_DEPTH - 1)
+            + "}",
+            True,
+        ),
+        ('{"a": ' + "[" * settings.API_MAX_JSON_DEPTH + "]" * settings.API_MAX_JSON_DEPTH + "}", False),
+        ('{"a": "' + "[{" * 100 + '"}', True),  # many brackets, in a string: shallow
+        ('{"a": [' + "[], " * 100 + "[]]}", True),  # many brackets, side by side: shallow
+    ],
+    ids=["at-the-limit", "one-deeper", "brackets-in-a-string", "brackets-side-by-side"],
+)
+def test_nesting_depth_is_measured_not_guessed_from_the_brackets(raw, accepted):
+    if accepted:
+        assert isinstance(loads_strict(raw), dict)
+    else:
+        with pytest.raises(ParseError):
+            loads_strict(raw)
 
 
 def test_a_repeated_amount_moves_no_money(world, api_client):
