@@ -15,9 +15,10 @@ from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
 from django.db import InterfaceError, OperationalError, connection, connections
 from django.http import Http404, HttpRequest, HttpResponse
+from django.views.csrf import csrf_failure as django_csrf_failure
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.renderers import JSONRenderer
-from rest_framework.response import Response
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +74,12 @@ class PayloadTooLarge(ServiceError):
     code = "payload_too_large"
     status = 413
     title = "Request body too large"
+
+
+class LengthRequired(ServiceError):
+    code = "length_required"
+    status = 411
+    title = "Content-Length required"
 
 
 def problem_body(
@@ -205,14 +212,15 @@ def _connection_lost(exc: Exception) -> bool:
     return isinstance(exc, InterfaceError) or is_connection_lost(exc)
 
 
-def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> HttpResponse | None:
     """DRF EXCEPTION_HANDLER: every known error becomes problem+json."""
     mapped = exception_to_problem(exc)
     if mapped is None:
         return None  # a real bug: let Django log it and answer with handler500
     body, headers = mapped
-    response = Response(body, status=body["status"], headers=headers)
-    response.content_type = PROBLEM_CONTENT_TYPE
+    # Rendered here rather than by the renderer the view negotiated: the schema view
+    # would write the problem as YAML and the docs view as HTML.
+    response = problem_response(body, headers)
     response.database_connection_lost = body["code"] == DatabaseUnavailable.code
     return response
 
@@ -248,5 +256,22 @@ def handler500(request: HttpRequest) -> HttpResponse:
     )
 
 
+def is_api_path(path: str) -> bool:
+    """Whether a path is the API's (leading slashes aside: `//api/v1/x` is too)."""
+    path = path.lstrip("/")
+    return path == "api" or path.startswith("api/")
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """CSRF_FAILURE_VIEW: a problem under /api/; the admin keeps Django's page."""
+    if not is_api_path(request.path_info):
+        return django_csrf_failure(request, reason)
+    body = problem_body(
+        status=403, code="csrf_failed", title="CSRF check failed", detail="CSRF verification failed."
+    )
+    return problem_response(body)
+
+
+@csrf_exempt  # a 404 whatever the method; no CSRF page in front of it
 def api_not_found(request: HttpRequest) -> HttpResponse:
     return handler404(request)

@@ -1,35 +1,144 @@
-"""Request plumbing: request context and access log, the body-size cap, and read retries."""
+"""Request plumbing: the response contract, request context and access log, body checks, read retries."""
 
 import logging
 import time
 from collections.abc import Callable
+from http import HTTPStatus
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
 from wallet_project import context
-from wallet_project.errors import PayloadTooLarge, problem_response, service_error_body
+from wallet_project.errors import (
+    PROBLEM_CONTENT_TYPE,
+    LengthRequired,
+    PayloadTooLarge,
+    is_api_path,
+    problem_body,
+    problem_response,
+    service_error_body,
+)
 from wallet_project.ratelimits import client_ip
 
 access_logger = logging.getLogger("wallet.access")
 logger = logging.getLogger(__name__)
 
+# Codes for errors Django answers by itself, when the API's own handlers never ran.
+STATUS_CODES = {
+    400: "bad_request",
+    401: "not_authenticated",
+    403: "permission_denied",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    411: "length_required",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    429: "rate_limited",
+    500: "internal_error",
+    503: "service_unavailable",
+}
+_KEPT_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate")
+# Public and the same for everyone: these may be cached. Every other API answer is private.
+CACHEABLE_API_VIEWS = frozenset({"schema", "docs"})
 
-class BodySizeLimitMiddleware:
-    """Refuse oversized bodies (413) before anything reads them."""
+
+class ResponseContractMiddleware:
+    """What every response promises, whatever produced it. Goes first in MIDDLEWARE.
+
+    - It carries X-Request-ID (the request's own, when RequestContextMiddleware ran).
+    - Under /api/, an error is application/problem+json with a `code`. Views and the
+      exception handler answer so themselves; this covers what Django answers on its own
+      around them: a CSRF page, DEBUG's technical 404 and 500 pages, a bad Host header
+      refused before any other middleware ran.
+    - Under /api/, `Cache-Control: no-store` (balances, tokens and ledgers must not sit in
+      a shared or browser cache), except for the schema and its docs page.
+
+    The tracing middleware is put in front of every other one when tracing starts;
+    wallet_project.tracing puts this one back in front of it.
+    """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        length = request.META.get("CONTENT_LENGTH") or "0"
-        try:
-            too_big = int(length) > settings.API_MAX_BODY_BYTES
-        except ValueError:
-            too_big = False
-        if too_big:
-            error = PayloadTooLarge(f"Request bodies are limited to {settings.API_MAX_BODY_BYTES} bytes.")
+        response = self.get_response(request)
+        if not is_api_path(request.path_info):
+            if "X-Request-ID" not in response:
+                response["X-Request-ID"] = _request_id(request)
+            return response
+        if response.status_code >= 400 and not _is_problem(response):
+            response = _as_problem(response)
+        if "X-Request-ID" not in response:
+            response["X-Request-ID"] = _request_id(request)
+        match = getattr(request, "resolver_match", None)
+        if "Cache-Control" not in response and (match is None or match.url_name not in CACHEABLE_API_VIEWS):
+            response["Cache-Control"] = "no-store"
+        return response
+
+
+def _request_id(request: HttpRequest) -> str:
+    return getattr(request, "request_id", None) or context.accept_request_id(
+        request.headers.get("X-Request-ID")
+    )
+
+
+def _is_problem(response: HttpResponse) -> bool:
+    return response.get("Content-Type", "").split(";", 1)[0].strip() == PROBLEM_CONTENT_TYPE
+
+
+def _as_problem(response: HttpResponse) -> HttpResponse:
+    status = response.status_code
+    try:
+        title = HTTPStatus(status).phrase
+    except ValueError:
+        title = "Error"
+    code = STATUS_CODES.get(status) or ("internal_error" if status >= 500 else "bad_request")
+    detail = "An unexpected error occurred; it has been logged." if status >= 500 else f"{title}."
+    problem = problem_response(problem_body(status=status, code=code, title=title, detail=detail))
+    for name in (*_KEPT_HEADERS, "X-Request-ID"):
+        if name in response:
+            problem[name] = response[name]
+    return problem
+
+
+class RequestBodyMiddleware:
+    """Refuse bodies the API would not read whole, before anything reads them.
+
+    - No length: a body sent with Transfer-Encoding (chunked) has no Content-Length, and
+      Django reads exactly Content-Length bytes, so it would be read as empty and answered
+      as if the client had sent nothing. 411 length_required instead.
+    - A Content-Length that is not a number (Django would fail on it later: a 500): 400.
+    - Oversized: 413 payload_too_large.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        meta = request.META
+        if "HTTP_TRANSFER_ENCODING" in meta:
+            error = LengthRequired(
+                "Send the body with a Content-Length header; Transfer-Encoding (chunked) is not accepted."
+            )
             return problem_response(service_error_body(error))
+        length = meta.get("CONTENT_LENGTH")
+        if length:
+            try:
+                size = int(length)
+            except ValueError:
+                size = -1
+            if size < 0:
+                body = problem_body(
+                    status=400,
+                    code="malformed_request",
+                    title="Malformed request",
+                    detail="Content-Length must be a whole number of bytes.",
+                )
+                return problem_response(body)
+            if size > settings.API_MAX_BODY_BYTES:
+                error = PayloadTooLarge(f"Request bodies are limited to {settings.API_MAX_BODY_BYTES} bytes.")
+                return problem_response(service_error_body(error))
         return self.get_response(request)
 
 
@@ -77,7 +186,7 @@ class RequestContextMiddleware:
         tokens = [
             (context.request_id_var, context.request_id_var.set(request_id)),
             (context.client_ip_var, context.client_ip_var.set(client_ip(request))),
-            (context.user_agent_var, context.user_agent_var.set(request.headers.get("User-Agent", "")[:512])),
+            (context.user_agent_var, context.user_agent_var.set(_user_agent(request))),
             (context.method_var, context.method_var.set(request.method)),
             (context.path_var, context.path_var.set(request.path)),
             (context.user_id_var, context.user_id_var.set(None)),
@@ -102,3 +211,9 @@ class RequestContextMiddleware:
         finally:
             for var, token in reversed(tokens):
                 var.reset(token)
+
+
+def _user_agent(request: HttpRequest) -> str:
+    # The audit trail stores it in a PostgreSQL text column, which cannot hold NUL.
+    # (gunicorn refuses NUL in headers; other servers may not.)
+    return request.headers.get("User-Agent", "")[:512].replace("\x00", "\ufffd")

@@ -10,7 +10,9 @@ these classes pick the key (user, client IP, source wallet), the budget
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import time
+import unicodedata
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -221,9 +223,20 @@ class LoginGuard:
         self.request = request
         self.keys = {
             "login_ip": f"ip{client_ip(request)}",
-            "login_user": f"user{username.strip().lower()[:150]}",
+            "login_user": self.username_key(username),
         }
         self._counted: list[str] = []
+
+    @staticmethod
+    def username_key(username: str) -> str:
+        """One counter per name however it is spelled (NFKC, case-folded, trimmed).
+
+        The guard runs before the username is validated, so it gets whatever string the
+        client sent: the counter is keyed on a digest, which any string has (lone
+        surrogates included) and whose length is fixed.
+        """
+        folded = unicodedata.normalize("NFKC", username).strip().casefold()[:150]
+        return "user" + hashlib.sha256(folded.encode("utf-8", "surrogatepass")).hexdigest()
 
     def attempt(self) -> None:
         """Count this attempt; raise Throttled if this IP or username is over budget."""

@@ -159,6 +159,13 @@ def _instrument_django() -> None:
     # Puts its middleware first in settings.MIDDLEWARE, so it must run before the
     # WSGI handler (or a test client) loads the middleware chain.
     DjangoInstrumentor().instrument(excluded_urls=excluded, response_hook=_record_request_id)
+    # Except the response contract: it goes back in front, so what the tracing middleware
+    # refuses itself (a bad Host header) still answers problem+json with a request id.
+    contract = "wallet_project.middleware.ResponseContractMiddleware"
+    middleware = list(settings.MIDDLEWARE)
+    if contract in middleware:
+        middleware.remove(contract)
+        settings.MIDDLEWARE = [contract, *middleware]
 
 
 def _instrument() -> None:

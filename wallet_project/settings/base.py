@@ -55,10 +55,12 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, and kept in front of the tracing middleware (wallet_project.tracing).
+    "wallet_project.middleware.ResponseContractMiddleware",
     "wallet_project.metrics.MetricsMiddleware",
     "wallet_project.middleware.RequestContextMiddleware",
     "wallet_project.db_router.ReadYourWritesMiddleware",
-    "wallet_project.middleware.BodySizeLimitMiddleware",
+    "wallet_project.middleware.RequestBodyMiddleware",
     "wallet_project.middleware.RetryReadOnLostConnectionMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -71,6 +73,8 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "wallet_project.urls"
+# A CSRF refusal under /api/ is a problem+json 403 (csrf_failed); the admin keeps Django's page.
+CSRF_FAILURE_VIEW = "wallet_project.errors.csrf_failure"
 WSGI_APPLICATION = "wallet_project.wsgi.application"
 APPEND_SLASH = False
 
