@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import base64
-import re
 from typing import Any
 from uuid import UUID
 
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.validators import RegexValidator
 from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
@@ -17,7 +17,9 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import CursorPagination
 
 UUID_PATTERN = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
-PRINTABLE = re.compile(r"^[\x20-\x7e]+$")
+# \Z, not $: Python's $ also matches before a final newline. drf-spectacular turns this
+# validator into the schema's `pattern` (with the ECMA anchor $).
+PRINTABLE = RegexValidator(r"^[\x20-\x7e]+\Z", "Reference must be printable ASCII characters.")
 
 
 def parse_uuid(value: str) -> UUID:
@@ -76,14 +78,12 @@ class ReferenceField(serializers.CharField):
             "help_text", "Your own reference, unique forever within the wallet (1-128 printable characters)."
         )
         super().__init__(**kwargs)
+        self.validators.append(PRINTABLE)
 
     def to_internal_value(self, data: Any) -> str:
         if not isinstance(data, str):
             self.fail("invalid")
-        value = super().to_internal_value(data)
-        if not PRINTABLE.match(value):
-            raise ValidationError("Reference must be printable ASCII characters.")
-        return value
+        return super().to_internal_value(data)
 
 
 class StrictCharField(serializers.CharField):
