@@ -322,6 +322,8 @@ def test_missing_idempotency_key_is_400_and_moves_nothing(api_client, world, end
         pytest.param("tab\there", id="tab"),
         pytest.param("del\x7f", id="DEL"),
         pytest.param("new\nline", id="newline"),
+        # Python's `$` also matches before a final newline; the schema's pattern (ECMA) does not.
+        pytest.param("trailing-newline\n", id="trailing-newline"),
     ],
 )
 @pytest.mark.parametrize("endpoint", ENDPOINTS)
