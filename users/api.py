@@ -6,7 +6,7 @@ from typing import Any
 
 from django.contrib.auth.validators import UnicodeUsernameValidator
 from django.db import transaction
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.permissions import AllowAny
@@ -14,7 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
-from rest_framework_simplejwt.serializers import TokenRefreshSerializer
+from rest_framework_simplejwt.serializers import TokenObtainPairSerializer, TokenRefreshSerializer
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
@@ -23,6 +23,7 @@ from audit.services import audit_record
 from users.models import User
 from users.services import user_create
 from wallet_project.api import StrictCharField, StrictSerializer
+from wallet_project.openapi import problem_responses, request_examples
 from wallet_project.ratelimits import AnonQuota, LoginGuard
 
 
@@ -57,8 +58,17 @@ class PublicView(APIView):
         return 'Bearer realm="api"'
 
 
+BAD_TOKEN = "`not_authenticated`: the refresh token is malformed, expired or blacklisted."
+
+
 class RegisterView(PublicView):
-    @extend_schema(request=RegisterSerializer, responses={201: UserSerializer})
+    @extend_schema(
+        request=RegisterSerializer,
+        responses={201: UserSerializer},
+        examples=request_examples(
+            registration={"username": "alice", "email": "alice@example.com", "password": "correct-horse-42"}
+        ),
+    )
     def post(self, request: Request) -> Response:
         serializer = RegisterSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -96,6 +106,10 @@ class RefreshView(TokenRefreshView):
     authentication_classes: list = []
     throttle_classes = [AnonQuota]
 
+    @extend_schema(
+        responses={200: SafeTokenRefreshSerializer, **problem_responses({401: BAD_TOKEN})},
+        examples=request_examples(refresh={"refresh": "<the refresh token from auth/token>"}),
+    )
     def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         serializer = self.get_serializer(data=request.data)
         try:
@@ -122,6 +136,18 @@ class TokenView(TokenObtainPairView):
     def get_authenticate_header(self, request: Request) -> str:
         return 'Bearer realm="api"'
 
+    @extend_schema(
+        responses={
+            200: TokenObtainPairSerializer,
+            **problem_responses(
+                {
+                    401: "`not_authenticated`: wrong username or password.",
+                    429: "`rate_limited`: too many requests, or failed logins for this IP or username.",
+                }
+            ),
+        },
+        examples=request_examples(login={"username": "alice", "password": "correct-horse-42"}),
+    )
     def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         raw = request.data.get("username") if isinstance(request.data, dict) else None
         username = raw if isinstance(raw, str) else ""
@@ -160,7 +186,11 @@ class LogoutView(PublicView):
 
     @extend_schema(
         request=LogoutSerializer,
-        responses={205: inline_serializer("LoggedOut", fields={})},
+        responses={
+            205: OpenApiResponse(description="Logged out: the refresh token is blacklisted. No body."),
+            **problem_responses({401: BAD_TOKEN}),
+        },
+        examples=request_examples(logout={"refresh": "<the refresh token from auth/token>"}),
     )
     def post(self, request: Request) -> Response:
         serializer = LogoutSerializer(data=request.data)
