@@ -58,7 +58,7 @@ class PublicView(APIView):
         return 'Bearer realm="api"'
 
 
-BAD_TOKEN = "`not_authenticated`: the refresh token is malformed, expired or blacklisted."
+REFRESH_REFUSED = "`not_authenticated`: the refresh token is malformed, expired or blacklisted."
 
 
 class RegisterView(PublicView):
@@ -66,7 +66,7 @@ class RegisterView(PublicView):
         request=RegisterSerializer,
         responses={201: UserSerializer},
         examples=request_examples(
-            registration={"username": "alice", "email": "alice@example.com", "password": "correct-horse-42"}
+            registration={"username": "alice", "email": "alice@example.com", "password": "correct-horse-42"}  # nosec B105 -- a documentation example, not a credential
         ),
     )
     def post(self, request: Request) -> Response:
@@ -107,7 +107,7 @@ class RefreshView(TokenRefreshView):
     throttle_classes = [AnonQuota]
 
     @extend_schema(
-        responses={200: SafeTokenRefreshSerializer, **problem_responses({401: BAD_TOKEN})},
+        responses={200: SafeTokenRefreshSerializer, **problem_responses({401: REFRESH_REFUSED})},
         examples=request_examples(refresh={"refresh": "<the refresh token from auth/token>"}),
     )
     def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
@@ -146,7 +146,7 @@ class TokenView(TokenObtainPairView):
                 }
             ),
         },
-        examples=request_examples(login={"username": "alice", "password": "correct-horse-42"}),
+        examples=request_examples(login={"username": "alice", "password": "correct-horse-42"}),  # nosec B105 -- a documentation example, not a credential
     )
     def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         raw = request.data.get("username") if isinstance(request.data, dict) else None
@@ -188,7 +188,7 @@ class LogoutView(PublicView):
         request=LogoutSerializer,
         responses={
             205: OpenApiResponse(description="Logged out: the refresh token is blacklisted. No body."),
-            **problem_responses({401: BAD_TOKEN}),
+            **problem_responses({401: REFRESH_REFUSED}),
         },
         examples=request_examples(logout={"refresh": "<the refresh token from auth/token>"}),
     )
