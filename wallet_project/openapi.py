@@ -8,7 +8,8 @@ module adds what it cannot see:
   errors every operation of a given shape answers (401 with a token required,
   400/413/415 with a body, 404 with a path id, 406, 429 and 503 everywhere);
 - strict request bodies (`additionalProperties: false` for `StrictSerializer`),
-  amount bounds from settings, and the NUL refusal of every text field;
+  amount bounds from settings, and what every text field refuses (NUL; whitespace
+  alone where a blank is refused);
 - OpenAPI links from the operations that create a resource to those that read or
   use it, for clients and for stateful testing.
 """
@@ -19,6 +20,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from django.conf import settings
+from django.core.validators import RegexValidator
 from drf_spectacular.extensions import OpenApiSerializerExtension, OpenApiSerializerFieldExtension
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse
 
@@ -135,11 +137,34 @@ class AmountFieldExtension(OpenApiSerializerFieldExtension):
         return schema
 
 
-# --- the postprocessing hook -------------------------------------------------------------------
-
-# DRF's CharField refuses NUL characters (ProhibitNullCharactersValidator); PostgreSQL
-# could not store them anyway. ECMA-262 syntax, as OpenAPI patterns are.
+# DRF's CharField refuses NUL (ProhibitNullCharactersValidator; PostgreSQL could not
+# store it anyway) and, where it trims and allows no blank, a value that is whitespace
+# alone. That whitespace is str.strip()'s, spelled out so that every regex dialect
+# (ECMA, Python, Rust) reads the same set. Patterns are ECMA-262, as OpenAPI's are.
+WHITESPACE = "\\t-\\r\\u001c- \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000"
 NO_NUL_PATTERN = "^[^\\u0000]*$"
+NOT_BLANK_PATTERN = f"^[^\\u0000]*[^\\u0000{WHITESPACE}][^\\u0000]*$"
+
+
+class CharFieldExtension(OpenApiSerializerFieldExtension):
+    """What a CharField refuses beyond its lengths: NUL, and whitespace alone where blank is refused."""
+
+    target_class = "rest_framework.fields.CharField"
+    match_subclasses = True
+
+    def map_serializer_field(self, auto_schema: Any, direction: str) -> dict[str, Any]:
+        field = self.target
+        schema = auto_schema._map_serializer_field(field, direction, bypass_extensions=True)
+        has_own_rule = {"format", "enum", "pattern"} & set(schema) or any(
+            isinstance(validator, RegexValidator) for validator in field.validators
+        )
+        if direction == "request" and not has_own_rule:
+            blank_refused = field.trim_whitespace and not field.allow_blank
+            schema["pattern"] = NOT_BLANK_PATTERN if blank_refused else NO_NUL_PATTERN
+        return schema
+
+
+# --- the postprocessing hook -------------------------------------------------------------------
 
 HTTP_METHODS = ("get", "put", "post", "patch", "delete", "head", "options", "trace")
 
@@ -221,14 +246,8 @@ def _problem(description: str) -> dict[str, Any]:
     return {"description": description, "content": {PROBLEM_CONTENT_TYPE: {"schema": dict(PROBLEM_REF)}}}
 
 
-def _forbid_nul(component: dict[str, Any]) -> None:
-    for prop in component.get("properties", {}).values():
-        if prop.get("type") == "string" and not ({"format", "enum", "pattern"} & set(prop)):
-            prop["pattern"] = NO_NUL_PATTERN
-
-
 def postprocess_schema(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
-    """POSTPROCESSING_HOOKS entry: problems, response headers, NUL refusal and links."""
+    """POSTPROCESSING_HOOKS entry: problems, their response headers, and links."""
     components = result.setdefault("components", {}).setdefault("schemas", {})
     components["Problem"] = PROBLEM_SCHEMA
     operation_ids = set()
@@ -244,10 +263,6 @@ def postprocess_schema(result: dict[str, Any], generator: Any, request: Any, pub
         if idempotent and "201" in responses:
             responses["201"].setdefault("headers", {}).update(IDEMPOTENT_REPLAYED_HEADER)
         operation["responses"] = dict(sorted(responses.items()))
-        content = operation.get("requestBody", {}).get("content", {})
-        ref = content.get("application/json", {}).get("schema", {}).get("$ref", "")
-        if ref.startswith("#/components/schemas/"):
-            _forbid_nul(components[ref.rsplit("/", 1)[1]])
     for (operation_id, _status), links in LINKS.items():
         targets = {link["operationId"] for link in links.values()}
         missing = ({operation_id} | targets) - operation_ids

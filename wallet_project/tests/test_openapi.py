@@ -99,8 +99,20 @@ def test_currency_is_one_of_the_supported_codes(schema):
 def test_free_text_fields_refuse_nul(schema):
     description = component(schema, "MovementRequest")["properties"]["description"]
 
+    assert re.fullmatch(description["pattern"], "")
     assert re.fullmatch(description["pattern"], "top-up")
     assert not re.search(description["pattern"], "a\x00b")
+
+
+@pytest.mark.parametrize("blank", [" ", "\t\n", "\x1f", "\u3000", "\x85\xa0"])
+def test_fields_that_refuse_a_blank_refuse_whitespace_alone_as_the_server_trims_it(schema, blank):
+    # DRF trims with str.strip(); a value it strips to nothing is "blank" (400).
+    login = component(schema, body_component(schema, "v1_auth_token_create"))
+    pattern = login["properties"]["username"]["pattern"]
+
+    assert blank.strip() == ""
+    assert not re.search(pattern, blank)
+    assert re.fullmatch(pattern, f"{blank}alice{blank}")
 
 
 def test_renaming_a_wallet_requires_its_name(schema):
