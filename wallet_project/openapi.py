@@ -248,11 +248,10 @@ def _problem(description: str) -> dict[str, Any]:
 
 def postprocess_schema(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
     """POSTPROCESSING_HOOKS entry: problems, their response headers, and links."""
-    components = result.setdefault("components", {}).setdefault("schemas", {})
-    components["Problem"] = PROBLEM_SCHEMA
-    operation_ids = set()
+    result.setdefault("components", {}).setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
+    by_id = {}
     for operation in _operations(result):
-        operation_ids.add(operation["operationId"])
+        by_id[operation["operationId"]] = operation
         responses = operation["responses"]
         for status, description in _shared_problems(operation).items():
             responses.setdefault(status, _problem(description))
@@ -263,13 +262,9 @@ def postprocess_schema(result: dict[str, Any], generator: Any, request: Any, pub
         if idempotent and "201" in responses:
             responses["201"].setdefault("headers", {}).update(IDEMPOTENT_REPLAYED_HEADER)
         operation["responses"] = dict(sorted(responses.items()))
-    for (operation_id, _status), links in LINKS.items():
-        targets = {link["operationId"] for link in links.values()}
-        missing = ({operation_id} | targets) - operation_ids
+    for (operation_id, status), links in LINKS.items():
+        missing = ({operation_id} | {link["operationId"] for link in links.values()}) - set(by_id)
         if missing:  # an operationId changed: fail loudly rather than publish dead links
             raise ValueError(f"OpenAPI links name unknown operations: {sorted(missing)}")
-    for operation in _operations(result):
-        for (operation_id, status), links in LINKS.items():
-            if operation["operationId"] == operation_id:
-                operation["responses"][status]["links"] = links
+        by_id[operation_id]["responses"][status]["links"] = links
     return result
