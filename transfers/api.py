@@ -8,7 +8,7 @@ from uuid import UUID
 
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework import viewsets
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
@@ -16,6 +16,7 @@ from rest_framework.response import Response
 
 from transfers import selectors, services
 from transfers.idempotency import (
+    KEY_PATTERN,
     IdempotentRequest,
     execute_idempotent,
     normalize_path,
@@ -32,20 +33,42 @@ from transfers.serializers import (
 from wallet_project.api import UUID_PATTERN, KeysetPagination, parse_uuid
 from wallet_project.db_router import replica_reads
 from wallet_project.errors import PROBLEM_CONTENT_TYPE
+from wallet_project.openapi import problem_responses, request_examples
 from wallet_project.ratelimits import MoneyQuota, Quotas, UserQuota, WalletOutgoingQuota
 from wallet_project.tracing import movement_span
 
 IDEMPOTENCY_PARAMETER = OpenApiParameter(
     name="Idempotency-Key",
-    type=OpenApiTypes.STR,
+    type={"type": "string", "minLength": 1, "maxLength": 255, "pattern": KEY_PATTERN.pattern},
     location=OpenApiParameter.HEADER,
     required=True,
     description=(
-        "1-255 printable characters, unique per request you mean to make. Retrying with the "
+        "1-255 printable ASCII characters, unique per request you mean to make. Retrying with the "
         "same key and body replays the first response (header Idempotent-Replayed: true)."
     ),
+    examples=[OpenApiExample("A fresh key", value="3f1c9a52-8d4e-4b7a-9a61-2f0c5e7d9b10")],
 )
-PROBLEM = OpenApiResponse(description="application/problem+json error with a stable `code`.")
+# The problems every money-moving POST may answer, beyond those of its shape (wallet_project.openapi).
+MONEY_PROBLEMS = {
+    400: (
+        "`validation_error`, `malformed_request`, or `idempotency_key_required` / "
+        "`idempotency_key_invalid` (the Idempotency-Key header is missing / not 1-255 printable characters)."
+    ),
+    409: (
+        "`wallet_not_active` (frozen or closed), `duplicate_reference` (with `original_transfer_id`), "
+        "or `idempotency_key_in_use` (retry)."
+    ),
+    422: (
+        "`insufficient_funds`, `currency_mismatch`, `same_wallet`, `balance_limit_exceeded`, or "
+        "`idempotency_key_reused` (the key was used for a different request)."
+    ),
+    503: (
+        "`rate_limit_unavailable` (money limits fail closed), `service_busy` (a wallet stayed locked) or "
+        "`database_unavailable`: retry with the same key after Retry-After."
+    ),
+}
+NOT_FOUND_WALLET = "`not_found`: no such wallet, or not yours."
+NOT_FOUND_TRANSFER_WALLET = "`not_found`: no such source wallet of yours, or no such destination."
 
 _renderer = JSONRenderer()
 
@@ -121,9 +144,12 @@ class TransferViewSet(viewsets.GenericViewSet):
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("wallet", OpenApiTypes.UUID, description="Only this wallet's transfers.")
+            OpenApiParameter("wallet", OpenApiTypes.UUID, description="Only this wallet's transfers."),
         ],
-        responses={200: TransferSerializer(many=True)},
+        responses={
+            200: TransferSerializer(many=True),
+            **problem_responses({404: "`not_found`: `wallet` is no wallet of yours."}),
+        },
     )
     def list(self, request: Request) -> Response:
         filters = TransferFilterSerializer(data=request.query_params)
@@ -136,7 +162,7 @@ class TransferViewSet(viewsets.GenericViewSet):
             data = TransferSerializer(page, many=True).data
         return self.get_paginated_response(data)
 
-    @extend_schema(responses={200: TransferSerializer, 404: PROBLEM})
+    @extend_schema(responses={200: TransferSerializer})
     def retrieve(self, request: Request, pk: str) -> Response:
         transfer = selectors.transfer_get(transfer_id=parse_uuid(pk), user_id=request.user.id)
         return Response(TransferSerializer(transfer).data)
@@ -146,11 +172,22 @@ class TransferViewSet(viewsets.GenericViewSet):
         request=TransferCreateSerializer,
         responses={
             201: TransferSerializer,
-            400: PROBLEM,
-            404: PROBLEM,
-            409: PROBLEM,
-            422: PROBLEM,
+            **problem_responses({**MONEY_PROBLEMS, 404: NOT_FOUND_TRANSFER_WALLET}),
         },
+        examples=request_examples(
+            transfer={
+                "source_wallet_id": "0b7e5b8e-3c0f-4d43-9a3e-1f6c2d8a7b91",
+                "destination_wallet_id": "5d2f8c1a-6b4e-4f7d-8e2a-9c3b1a0d4e6f",
+                "amount": 1000,
+                "description": "lunch",
+            },
+            with_a_reference={
+                "source_wallet_id": "0b7e5b8e-3c0f-4d43-9a3e-1f6c2d8a7b91",
+                "destination_wallet_id": "5d2f8c1a-6b4e-4f7d-8e2a-9c3b1a0d4e6f",
+                "amount": 1000,
+                "reference": "invoice-2024-0042",
+            },
+        ),
     )
     def create(self, request: Request) -> HttpResponse:
         key = require_idempotency_key(request)

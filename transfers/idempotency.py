@@ -101,7 +101,8 @@ def validate_key(raw: str | None) -> str:
         raise IdempotencyKeyRequired(
             "Money-moving requests need an Idempotency-Key header (1-255 printable characters)."
         )
-    if not KEY_PATTERN.match(raw):
+    # fullmatch: with match(), `$` would let a final newline through.
+    if not KEY_PATTERN.fullmatch(raw):
         raise IdempotencyKeyInvalid("Idempotency-Key must be 1-255 printable ASCII characters.")
     return raw
 

@@ -1,7 +1,14 @@
 from rest_framework import serializers
 
 from transfers.models import LedgerEntry, Transfer
-from wallet_project.api import AmountField, ReferenceField, StrictCharField, StrictSerializer, StrictUUIDField
+from wallet_project.api import (
+    AmountField,
+    QueryFilterSerializer,
+    ReferenceField,
+    StrictCharField,
+    StrictSerializer,
+    StrictUUIDField,
+)
 from wallets.serializers import WalletSerializer
 
 
@@ -51,13 +58,13 @@ class LedgerEntrySerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class HistoryFilterSerializer(serializers.Serializer):
+class HistoryFilterSerializer(QueryFilterSerializer):
     type = serializers.ChoiceField(choices=LedgerEntry.Type.choices, required=False)
     created_after = serializers.DateTimeField(required=False)
     created_before = serializers.DateTimeField(required=False)
 
 
-class TransferFilterSerializer(serializers.Serializer):
+class TransferFilterSerializer(QueryFilterSerializer):
     wallet = StrictUUIDField(required=False)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth.validators import UnicodeUsernameValidator
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.permissions import AllowAny
@@ -13,6 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
+from rest_framework_simplejwt.serializers import TokenObtainPairSerializer
 from rest_framework_simplejwt.views import TokenObtainPairView
 
 from audit.models import AuditEvent
@@ -20,6 +21,7 @@ from audit.services import audit_record
 from users.models import User
 from users.services import token_refresh, token_revoke, user_create
 from wallet_project.api import StrictCharField, StrictSerializer
+from wallet_project.openapi import problem_responses, request_examples
 from wallet_project.ratelimits import AnonQuota, LoginGuard
 
 
@@ -54,8 +56,17 @@ class PublicView(APIView):
         return 'Bearer realm="api"'
 
 
+REFRESH_REFUSED = "`not_authenticated`: the refresh token is malformed, expired, blacklisted or already used."
+
+
 class RegisterView(PublicView):
-    @extend_schema(request=RegisterSerializer, responses={201: UserSerializer})
+    @extend_schema(
+        request=RegisterSerializer,
+        responses={201: UserSerializer},
+        examples=request_examples(
+            registration={"username": "alice", "email": "alice@example.com", "password": "correct-horse-42"}  # nosec B105 -- a documentation example, not a credential
+        ),
+    )
     def post(self, request: Request) -> Response:
         serializer = RegisterSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -81,7 +92,11 @@ class TokenPairSerializer(serializers.Serializer):
 class RefreshView(PublicView):
     """Redeem a refresh token once: a new pair, the old refresh token blacklisted (rotation)."""
 
-    @extend_schema(request=RefreshTokenSerializer, responses={200: TokenPairSerializer})
+    @extend_schema(
+        request=RefreshTokenSerializer,
+        responses={200: TokenPairSerializer, **problem_responses({401: REFRESH_REFUSED})},
+        examples=request_examples(refresh={"refresh": "<the refresh token from auth/token>"}),
+    )
     def post(self, request: Request) -> Response:
         serializer = RefreshTokenSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -101,6 +116,18 @@ class TokenView(TokenObtainPairView):
     def get_authenticate_header(self, request: Request) -> str:
         return 'Bearer realm="api"'
 
+    @extend_schema(
+        responses={
+            200: TokenObtainPairSerializer,
+            **problem_responses(
+                {
+                    401: "`not_authenticated`: wrong username or password.",
+                    429: "`rate_limited`: too many requests, or failed logins for this IP or username.",
+                }
+            ),
+        },
+        examples=request_examples(login={"username": "alice", "password": "correct-horse-42"}),  # nosec B105 -- a documentation example, not a credential
+    )
     def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         raw = request.data.get("username") if isinstance(request.data, dict) else None
         username = raw if isinstance(raw, str) else ""
@@ -135,7 +162,11 @@ class LogoutView(PublicView):
 
     @extend_schema(
         request=RefreshTokenSerializer,
-        responses={205: inline_serializer("LoggedOut", fields={})},
+        responses={
+            205: OpenApiResponse(description="Logged out: the refresh token is blacklisted. No body."),
+            **problem_responses({401: REFRESH_REFUSED}),
+        },
+        examples=request_examples(logout={"refresh": "<the refresh token from auth/token>"}),
     )
     def post(self, request: Request) -> Response:
         serializer = RefreshTokenSerializer(data=request.data)

@@ -3,21 +3,21 @@
 from __future__ import annotations
 
 import base64
-import re
 from typing import Any
 from uuid import UUID
 
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.validators import RegexValidator
 from django.http import Http404
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import CursorPagination
 
 UUID_PATTERN = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
-PRINTABLE = re.compile(r"^[\x20-\x7e]+$")
+# \Z, not $: Python's $ also matches before a final newline. drf-spectacular turns this
+# validator into the schema's `pattern` (with the ECMA anchor $).
+PRINTABLE = RegexValidator(r"^[\x20-\x7e]+\Z", "Reference must be printable ASCII characters.")
 
 
 def parse_uuid(value: str) -> UUID:
@@ -38,12 +38,12 @@ class StrictSerializer(serializers.Serializer):
         return super().to_internal_value(data)
 
 
-@extend_schema_field(OpenApiTypes.INT64)
 class AmountField(serializers.Field):
     """A positive whole number of minor units.
 
     Only JSON integers are accepted: no strings, floats (even 10.0), booleans or
-    null, and nothing above settings.MAX_MOVEMENT_AMOUNT.
+    null, and nothing above settings.MAX_MOVEMENT_AMOUNT. Its schema comes from
+    wallet_project.openapi.AmountFieldExtension.
     """
 
     default_error_messages = {
@@ -76,14 +76,26 @@ class ReferenceField(serializers.CharField):
             "help_text", "Your own reference, unique forever within the wallet (1-128 printable characters)."
         )
         super().__init__(**kwargs)
+        self.validators.append(PRINTABLE)
 
     def to_internal_value(self, data: Any) -> str:
         if not isinstance(data, str):
             self.fail("invalid")
-        value = super().to_internal_value(data)
-        if not PRINTABLE.match(value):
-            raise ValidationError("Reference must be printable ASCII characters.")
-        return value
+        return super().to_internal_value(data)
+
+
+class QueryFilterSerializer(serializers.Serializer):
+    """Query parameters: one given with an empty value is refused, not read as absent.
+
+    DRF reads an empty value of an optional field in a query string as "not given";
+    `?wallet=` is no filter a client could mean, and the schema says what each value is.
+    """
+
+    def to_internal_value(self, data: Any) -> Any:
+        blank = [name for name in self.fields if name in data and data[name] == ""]
+        if blank:
+            raise ValidationError({name: ["This field may not be blank."] for name in blank})
+        return super().to_internal_value(data)
 
 
 class StrictCharField(serializers.CharField):
@@ -92,6 +104,15 @@ class StrictCharField(serializers.CharField):
     def to_internal_value(self, data: Any) -> str:
         if not isinstance(data, str):
             self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictChoiceField(serializers.ChoiceField):
+    """A ChoiceField that refuses numbers and booleans instead of matching their str()."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if not isinstance(data, str):
+            self.fail("invalid_choice", input=data)
         return super().to_internal_value(data)
 
 
@@ -143,16 +164,43 @@ class KeysetPagination(CursorPagination):
     ordering_prefix: tuple[str, ...] = ()
 
     def get_page_size(self, request: Any) -> int:
+        """`limit`: ASCII digits, at least 1; above max_page_size it is served as max_page_size."""
         raw = request.query_params.get(self.page_size_query_param)
         if raw is None:
             return self.page_size
+        invalid = ValidationError({"limit": [f"Must be an integer between 1 and {self.max_page_size}."]})
+        # isdigit() alone lets through other scripts' digits and superscripts, and int()
+        # accepts signs, spaces and underscores: none of them is a JSON Schema integer.
+        if not (raw.isascii() and raw.isdigit()):
+            raise invalid
         try:
             size = int(raw)
-        except ValueError:
-            raise ValidationError({"limit": ["Must be an integer between 1 and 100."]}) from None
+        except ValueError:  # more digits than int() converts
+            raise invalid from None
         if size < 1:
-            raise ValidationError({"limit": ["Must be an integer between 1 and 100."]})
+            raise invalid
         return min(size, self.max_page_size)
+
+    def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
+        return [
+            {
+                "name": self.cursor_query_param,
+                "in": "query",
+                "required": False,
+                "description": "Opaque: from a page's `next` or `previous` link. Any other value is a 400.",
+                "schema": {"type": "string"},
+            },
+            {
+                "name": self.page_size_query_param,
+                "in": "query",
+                "required": False,
+                "description": (
+                    f"Page size, 1-{self.max_page_size} (default {self.page_size}); "
+                    f"larger values are served as {self.max_page_size}."
+                ),
+                "schema": {"type": "integer", "minimum": 1, "default": self.page_size},
+            },
+        ]
 
     def paginate_queryset(self, queryset: Any, request: Any, view: Any = None) -> Any:
         self._model = queryset.model

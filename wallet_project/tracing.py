@@ -54,6 +54,11 @@ MOVEMENT_KINDS = frozenset({"deposit", "withdrawal", "transfer"})
 # Probes and scrapes every few seconds would drown the real traces. Regexes searched
 # in the full URL; OTEL_PYTHON_DJANGO_EXCLUDED_URLS replaces this list when set.
 DEFAULT_EXCLUDED_URLS = r"/healthz/?$,/readyz/?$,/metrics/?$"
+# Always excluded: a path with a character beyond Latin-1 (percent-encoded UTF-8 lead
+# byte C4-F4). The WSGI instrumentation rebuilds the URL from PATH_INFO, which Django
+# has decoded, by encoding it as Latin-1; for such a path that raises, and the request
+# would answer 500 instead of its 404 (opentelemetry-python-contrib issue #3237).
+BEYOND_LATIN_1_PATH = r"^[^?]*%(C[4-9A-F]|D[0-9A-F]|E[0-9A-F]|F[0-4])"
 
 # Management commands that serve or wait for a person: one span around them would
 # hold a whole session's statements in one trace.
@@ -151,11 +156,10 @@ def _instrument_django() -> None:
     except (ImproperlyConfigured, ImportError) as exc:
         logger.warning("Django settings not loadable (%s); HTTP requests are not traced", exc)
         return
-    excluded = None
-    if not (
-        os.environ.get("OTEL_PYTHON_DJANGO_EXCLUDED_URLS") or os.environ.get("OTEL_PYTHON_EXCLUDED_URLS")
-    ):
-        excluded = DEFAULT_EXCLUDED_URLS
+    configured = os.environ.get("OTEL_PYTHON_DJANGO_EXCLUDED_URLS") or os.environ.get(
+        "OTEL_PYTHON_EXCLUDED_URLS"
+    )
+    excluded = f"{configured or DEFAULT_EXCLUDED_URLS},{BEYOND_LATIN_1_PATH}"
     # Puts its middleware first in settings.MIDDLEWARE, so it must run before the
     # WSGI handler (or a test client) loads the middleware chain.
     DjangoInstrumentor().instrument(excluded_urls=excluded, response_hook=_record_request_id)

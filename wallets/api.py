@@ -5,7 +5,7 @@ from __future__ import annotations
 from uuid import UUID
 
 from django.http import HttpResponse
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
@@ -15,7 +15,8 @@ from transfers import selectors as ledger_selectors
 from transfers import services as ledger_services
 from transfers.api import (
     IDEMPOTENCY_PARAMETER,
-    PROBLEM,
+    MONEY_PROBLEMS,
+    NOT_FOUND_WALLET,
     idempotent_response,
     render_json,
     require_idempotency_key,
@@ -30,9 +31,12 @@ from transfers.serializers import (
 )
 from wallet_project.api import UUID_PATTERN, KeysetPagination, parse_uuid
 from wallet_project.db_router import replica_reads
+from wallet_project.openapi import problem_responses, request_examples
 from wallet_project.ratelimits import MoneyQuota, Quotas, UserQuota, WalletOutgoingQuota
 from wallets import selectors, services
 from wallets.serializers import WalletCreateSerializer, WalletSerializer, WalletUpdateSerializer, wallet_data
+
+MOVEMENT_PROBLEMS = problem_responses({**MONEY_PROBLEMS, 404: NOT_FOUND_WALLET})
 
 
 class WalletPagination(KeysetPagination):
@@ -64,20 +68,26 @@ class WalletViewSet(viewsets.GenericViewSet):
         page = self.paginate_queryset(selectors.wallet_list(owner_id=request.user.id))
         return self.get_paginated_response(WalletSerializer(page, many=True).data)
 
-    @extend_schema(request=WalletCreateSerializer, responses={201: WalletSerializer, 400: PROBLEM})
+    @extend_schema(
+        request=WalletCreateSerializer,
+        responses={201: WalletSerializer},
+        examples=request_examples(wallet={"currency": "USD", "name": "main"}),
+    )
     def create(self, request: Request) -> Response:
         serializer = WalletCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         wallet = services.wallet_create(owner_id=request.user.id, **serializer.validated_data)
         return Response(WalletSerializer(wallet).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(responses={200: WalletSerializer, 404: PROBLEM})
+    @extend_schema(responses={200: WalletSerializer})
     def retrieve(self, request: Request, pk: str) -> Response:
         wallet = selectors.wallet_get(wallet_id=parse_uuid(pk), owner_id=request.user.id)
         return Response(WalletSerializer(wallet).data)
 
     @extend_schema(
-        request=WalletUpdateSerializer, responses={200: WalletSerializer, 400: PROBLEM, 404: PROBLEM}
+        request=WalletUpdateSerializer,
+        responses={200: WalletSerializer},
+        examples=request_examples(rename={"name": "holidays"}),
     )
     def partial_update(self, request: Request, pk: str) -> Response:
         """Rename a wallet. Only `name` can change; balance, owner, currency and status cannot."""
@@ -88,14 +98,7 @@ class WalletViewSet(viewsets.GenericViewSet):
         )
         return Response(WalletSerializer(wallet).data)
 
-    @extend_schema(
-        parameters=[
-            HistoryFilterSerializer,
-            OpenApiParameter("cursor", str, description="Opaque cursor from `next`/`previous`."),
-            OpenApiParameter("limit", int, description="Page size, 1-100 (default 50)."),
-        ],
-        responses={200: LedgerEntrySerializer(many=True), 404: PROBLEM},
-    )
+    @extend_schema(parameters=[HistoryFilterSerializer], responses={200: LedgerEntrySerializer(many=True)})
     @action(detail=True, methods=["get"], url_path="transactions", pagination_class=HistoryPagination)
     def transactions(self, request: Request, pk: str) -> Response:
         filters = HistoryFilterSerializer(data=request.query_params)
@@ -144,7 +147,11 @@ class WalletViewSet(viewsets.GenericViewSet):
     @extend_schema(
         parameters=[IDEMPOTENCY_PARAMETER],
         request=MovementSerializer,
-        responses={201: MovementResultSerializer, 400: PROBLEM, 404: PROBLEM, 409: PROBLEM, 422: PROBLEM},
+        responses={201: MovementResultSerializer, **MOVEMENT_PROBLEMS},
+        examples=request_examples(
+            deposit={"amount": 2500, "description": "top-up"},
+            with_a_reference={"amount": 2500, "reference": "topup-2024-0001"},
+        ),
     )
     @action(detail=True, methods=["post"], url_path="deposits")
     def deposits(self, request: Request, pk: str) -> HttpResponse:
@@ -153,7 +160,11 @@ class WalletViewSet(viewsets.GenericViewSet):
     @extend_schema(
         parameters=[IDEMPOTENCY_PARAMETER],
         request=MovementSerializer,
-        responses={201: MovementResultSerializer, 400: PROBLEM, 404: PROBLEM, 409: PROBLEM, 422: PROBLEM},
+        responses={201: MovementResultSerializer, **MOVEMENT_PROBLEMS},
+        examples=request_examples(
+            withdrawal={"amount": 500, "description": "cash"},
+            with_a_reference={"amount": 500, "reference": "payout-2024-0001"},
+        ),
     )
     @action(detail=True, methods=["post"], url_path="withdrawals")
     def withdrawals(self, request: Request, pk: str) -> HttpResponse:

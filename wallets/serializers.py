@@ -1,20 +1,23 @@
+from typing import Any
+
 from rest_framework import serializers
 
-from wallet_project.api import StrictCharField, StrictSerializer
+from wallet_project.api import StrictCharField, StrictChoiceField, StrictSerializer
 from wallets.currencies import supported_currencies
 from wallets.models import Wallet
 
 
 class WalletCreateSerializer(StrictSerializer):
-    currency = StrictCharField(help_text="ISO 4217 code, e.g. USD.")
+    currency = StrictChoiceField(choices=[], help_text="ISO 4217 code of a supported currency.")
     name = StrictCharField(required=False, allow_blank=True, max_length=100, default="")
 
-    def validate_currency(self, value: str) -> str:
-        if value not in supported_currencies():
-            raise serializers.ValidationError(
-                f"Unsupported currency. Supported: {', '.join(supported_currencies())}."
-            )
-        return value
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Read per instance, so the choices (and the schema's enum) follow WALLET_CURRENCIES.
+        currencies = supported_currencies()
+        field = self.fields["currency"]
+        field.choices = currencies
+        field.error_messages["invalid_choice"] = f"Unsupported currency. Supported: {', '.join(currencies)}."
 
 
 class WalletUpdateSerializer(StrictSerializer):

@@ -145,6 +145,8 @@ FIELD_CASES = [
     pytest.param("reference", "", id="reference-empty"),
     pytest.param("reference", "r" * 129, id="reference-too-long"),
     pytest.param("reference", "line\nbreak", id="reference-control-char"),
+    # Python's `$` also matches before a final newline; the schema's pattern (ECMA) does not.
+    pytest.param("reference", "trailing-newline\n", id="reference-trailing-newline"),
     pytest.param("reference", 123, id="reference-number"),
     pytest.param("description", "d" * 256, id="description-too-long"),
     pytest.param("description", 5, id="description-number"),

@@ -211,6 +211,13 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # PATCH bodies are validated like the others (PATCH wallets/{id} needs `name`), so the
+    # schema must not drop their required fields into a separate "Patched" component.
+    "COMPONENT_SPLIT_PATCH": False,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "wallet_project.openapi.postprocess_schema",
+    ],
 }
 
 # --- Money --------------------------------------------------------------------

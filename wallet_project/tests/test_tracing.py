@@ -29,7 +29,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
-from conftest import idem
+from conftest import assert_problem, idem
 from transfers.tasks import reconcile_ledger
 from users.models import User
 from wallet_project.celery import app as celery_app
@@ -214,6 +214,30 @@ def test_health_probes_are_not_traced(spans, client: Client):
 
     # Neither the request nor the SQL and Redis calls the probe makes.
     assert spans() == []
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        pytest.param("/api/v1/wallets/%F0%9F%98%84/", id="emoji"),
+        pytest.param("/api/v1/transfers/%E2%82%AC", id="euro-sign"),
+        pytest.param("/api/v1/wallets/%C4%80/transactions", id="first-beyond-latin-1"),
+    ],
+)
+@pytest.mark.django_db
+def test_a_path_beyond_latin_1_is_a_404_not_a_crash_of_the_instrumentation(spans, client: Client, path):
+    response = client.get(path)
+
+    assert_problem(response, 404, "not_found")
+    # OpenTelemetry's WSGI attributes cannot encode such a path, so the request is not traced.
+    assert not any(span.kind == SpanKind.SERVER for span in spans())
+
+
+@pytest.mark.django_db
+def test_a_path_in_latin_1_is_traced(spans, client: Client):
+    assert client.get("/api/v1/wallets/%C3%A9t%C3%A9/").status_code == 404
+
+    assert [span.kind for span in spans() if span.kind == SpanKind.SERVER] == [SpanKind.SERVER]
 
 
 @pytest.mark.django_db

@@ -181,7 +181,8 @@ def test_list_limit_above_100_is_clamped(api_client, make_user):
     assert len(default["results"]) == 50
 
 
-@pytest.mark.parametrize("limit", ["0", "-1", "abc", "1.5", ""])
+# Only ASCII digits: int() would also take a sign, spaces, underscores and other scripts' digits.
+@pytest.mark.parametrize("limit", ["0", "-1", "abc", "1.5", "", "+5", " 5", "1_0", "\u0665", "\u00b2"])
 def test_list_rejects_bad_limits(api_client, make_user, make_wallet, limit):
     user = make_user()
     make_wallet(user)
@@ -390,6 +391,10 @@ def test_history_filters_by_date(api_client, history, params, expected):
         pytest.param({"type": "DEPOSIT"}, "type", id="uppercase-type"),
         pytest.param({"created_after": "yesterday"}, "created_after", id="word-date"),
         pytest.param({"created_before": "2025-13-01"}, "created_before", id="impossible-date"),
+        # Empty values are refused, not read as "no filter": the schema says what each one is.
+        pytest.param({"type": ""}, "type", id="empty-type"),
+        pytest.param({"created_after": ""}, "created_after", id="empty-created-after"),
+        pytest.param({"created_before": ""}, "created_before", id="empty-created-before"),
         pytest.param({"limit": "0"}, "limit", id="limit-zero"),
         pytest.param({"limit": "x"}, "limit", id="limit-word"),
         pytest.param({"cursor": "garbage"}, "cursor", id="garbage-cursor"),

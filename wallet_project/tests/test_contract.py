@@ -1,0 +1,86 @@
+"""Contract tests: the server answers exactly as its OpenAPI document says.
+
+The schemathesis CLI reads /api/schema/ from a live server on the test database,
+generates valid and invalid requests for every operation (examples, coverage and
+fuzzing phases, then stateful scenarios that follow the document's links: open a
+wallet, deposit into it, read the transfer...) and runs every check it has on each
+answer: no 5xx, only documented statuses, content types, headers and bodies, valid
+data accepted, invalid data refused, authentication enforced.
+
+The run is the one the README shows against `make run`; its settings (seed,
+example counts, and each exclusion with its reason) live in schemathesis.toml.
+The server is pytest-django's live server: this process, the test database (with
+real commits) and the test settings' rate-limit budgets.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.core.servers.basehttp import WSGIRequestHandler
+from rest_framework_simplejwt.tokens import RefreshToken
+
+BASE_DIR = Path(__file__).resolve().parents[2]
+SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
+# Operations reached without a token; they ignore one, so the run with a token covers them.
+PUBLIC_OPERATIONS = "^v1_auth_(register|token|token_refresh|logout)_create$"
+
+
+@pytest.fixture(autouse=True)
+def _no_nagle(monkeypatch):
+    # Django's live server sends a response's headers and body in two writes; on a kept-alive
+    # connection Nagle's algorithm holds the body until the client's delayed ACK, about 40 ms
+    # per request. TCP_NODELAY (socketserver's disable_nagle_algorithm) makes the run ~10x faster.
+    monkeypatch.setattr(WSGIRequestHandler, "disable_nagle_algorithm", True)
+
+
+def schemathesis_run(live_server, *args: str, token: str = "") -> subprocess.CompletedProcess:
+    env = {key: value for key, value in os.environ.items() if key != "WALLET_API_TOKEN"}
+    if token:
+        env["WALLET_API_TOKEN"] = token
+    result = subprocess.run(
+        [
+            str(SCHEMATHESIS),
+            "--no-color",
+            "--config-file",
+            str(BASE_DIR / "schemathesis.toml"),
+            "run",
+            f"{live_server.url}/api/schema/?format=json",
+            *args,
+        ],
+        cwd=BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    print(result.stdout, result.stderr)  # the run's report, shown by `pytest -rP` or on failure
+    return result
+
+
+@pytest.mark.django_db(transaction=True)
+def test_api_with_a_token(live_server, make_user):
+    token = RefreshToken.for_user(make_user()).access_token
+
+    result = schemathesis_run(live_server, token=str(token))
+
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.django_db(transaction=True)
+def test_api_without_a_token(live_server):
+    # No stateful phase: without a token no operation answers anything a link could follow.
+    result = schemathesis_run(
+        live_server,
+        "--exclude-operation-id-regex",
+        PUBLIC_OPERATIONS,
+        "--phases",
+        "examples,coverage,fuzzing",
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
