@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.contrib.auth.validators import UnicodeUsernameValidator
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
@@ -13,16 +11,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
-from rest_framework_simplejwt.serializers import TokenObtainPairSerializer
-from rest_framework_simplejwt.views import TokenObtainPairView
 
-from audit.models import AuditEvent
-from audit.services import audit_record
 from users.models import User
-from users.services import token_refresh, token_revoke, user_create
+from users.services import token_pair, token_refresh, token_revoke, user_create, user_login
 from wallet_project.api import StrictCharField, StrictSerializer
 from wallet_project.openapi import problem_responses, request_examples
-from wallet_project.ratelimits import AnonQuota, LoginGuard
+from wallet_project.ratelimits import AnonQuota
 
 
 class RegisterSerializer(StrictSerializer):
@@ -107,18 +101,19 @@ class RefreshView(PublicView):
         return Response(pair, status=status.HTTP_200_OK)
 
 
-class TokenView(TokenObtainPairView):
+class LoginSerializer(StrictSerializer):
+    username = StrictCharField()
+    # As registered: a password's spaces are part of it.
+    password = StrictCharField(trim_whitespace=False)
+
+
+class TokenView(PublicView):
     """Log in. Failures count against per-IP and per-username budgets (LoginGuard); both are audited."""
 
-    authentication_classes: list = []
-    throttle_classes = [AnonQuota]
-
-    def get_authenticate_header(self, request: Request) -> str:
-        return 'Bearer realm="api"'
-
     @extend_schema(
+        request=LoginSerializer,
         responses={
-            200: TokenObtainPairSerializer,
+            200: TokenPairSerializer,
             **problem_responses(
                 {
                     401: "`not_authenticated`: wrong username or password.",
@@ -128,33 +123,13 @@ class TokenView(TokenObtainPairView):
         },
         examples=request_examples(login={"username": "alice", "password": "correct-horse-42"}),  # nosec B105 -- a documentation example, not a credential
     )
-    def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        raw = request.data.get("username") if isinstance(request.data, dict) else None
-        username = raw if isinstance(raw, str) else ""
-        guard = LoginGuard(request, username)
-        guard.attempt()
-        serializer = self.get_serializer(data=request.data)
-        try:
-            serializer.is_valid(raise_exception=True)
-        except AuthenticationFailed:
-            audit_record(
-                action=AuditEvent.Action.LOGIN_FAILED,
-                actor_label=username,
-                target_type="user",
-                target_id=username[:64],
-                outcome="invalid_credentials",
-            )
-            raise
-        except TokenError as exc:
-            raise InvalidToken(exc.args[0]) from exc
-        guard.succeeded()
-        audit_record(
-            action=AuditEvent.Action.LOGIN_SUCCEEDED,
-            actor_id=serializer.user.id,
-            target_type="user",
-            target_id=serializer.user.id,
-        )
-        return Response(serializer.validated_data, status=status.HTTP_200_OK)
+    def post(self, request: Request) -> Response:
+        serializer = LoginSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        user = user_login(request=request, **serializer.validated_data)
+        if user is None:
+            raise AuthenticationFailed("No active account found with the given credentials")
+        return Response(token_pair(user=user), status=status.HTTP_200_OK)
 
 
 class LogoutView(PublicView):

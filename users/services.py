@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn
 
 from django.conf import settings
+from django.contrib.auth import authenticate
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
@@ -18,6 +19,7 @@ from audit.models import AuditEvent
 from audit.services import audit_record
 from users.models import User, username_match
 from wallet_project.errors import ValidationFailed
+from wallet_project.ratelimits import LoginGuard
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +75,52 @@ def _violated_constraint(exc: IntegrityError) -> str | None:
     """The name of the constraint PostgreSQL reports (psycopg's diagnostics); None elsewhere."""
     diag = getattr(exc.__cause__, "diag", None)
     return getattr(diag, "constraint_name", None)
+
+
+# --- login -------------------------------------------------------------------------
+
+
+def user_login(
+    *, request: Any, username: str, password: str, via: str = "api", staff_only: bool = False
+) -> User | None:
+    """Check a username and password behind the brute-force guard; audit the outcome.
+
+    The one login flow of the API (`POST auth/token`) and the admin's login form:
+    the attempt is counted against the per-IP and per-username budgets before the
+    password is checked (LoginGuard raises Throttled or RateLimitUnavailable when
+    they refuse), a success gives the count back, and both outcomes are audited.
+    Returns the user, or None for wrong credentials, an inactive account, or (with
+    `staff_only`) an account that may not use the admin.
+    """
+    guard = LoginGuard(request, username)
+    guard.attempt()
+    user = authenticate(request, username=username, password=password)
+    details = {} if via == "api" else {"via": via}
+    if user is None or (staff_only and not user.is_staff):
+        audit_record(
+            action=AuditEvent.Action.LOGIN_FAILED,
+            actor_label=username,
+            target_type="user",
+            target_id=username[:64],
+            outcome="invalid_credentials",
+            details=details,
+        )
+        return None
+    guard.succeeded()
+    audit_record(
+        action=AuditEvent.Action.LOGIN_SUCCEEDED,
+        actor_id=user.pk,
+        target_type="user",
+        target_id=user.pk,
+        details=details,
+    )
+    return user
+
+
+def token_pair(*, user: User) -> dict[str, str]:
+    """A new session: a refresh token (recorded as outstanding) and its access token."""
+    refresh = RefreshToken.for_user(user)
+    return {"access": str(refresh.access_token), "refresh": str(refresh)}
 
 
 # --- refresh tokens ----------------------------------------------------------------

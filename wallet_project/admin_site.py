@@ -15,10 +15,8 @@ from django.db.models import Model
 from django.http import HttpRequest, HttpResponse
 from rest_framework.exceptions import Throttled
 
-from audit.models import AuditEvent
-from audit.services import audit_record
+from users.forms import GuardedAdminLoginForm
 from wallet_project.errors import RateLimitUnavailable, problem_body, problem_response
-from wallet_project.ratelimits import LoginGuard
 
 
 def _plain(value: Any) -> Any:
@@ -68,6 +66,7 @@ class ChangeValuesMixin:
 class WalletAdminSite(admin.AdminSite):
     site_header = "Wallet service operations"
     site_title = "Wallet admin"
+    login_form = GuardedAdminLoginForm
 
     def register(self, model_or_iterable, admin_class=None, **options) -> None:
         admin_class = admin_class or admin.ModelAdmin
@@ -76,12 +75,10 @@ class WalletAdminSite(admin.AdminSite):
         super().register(model_or_iterable, admin_class, **options)
 
     def login(self, request: HttpRequest, extra_context=None) -> HttpResponse:
-        if request.method != "POST":
-            return super().login(request, extra_context)
-        username = request.POST.get("username", "")
-        guard = LoginGuard(request, username)
+        # The form (users.forms.GuardedAdminLoginForm) runs the login flow the API uses;
+        # when the brute-force guard refuses, the answer is the API's problem.
         try:
-            guard.attempt()
+            return super().login(request, extra_context)
         except Throttled as exc:
             wait = max(1, int(exc.wait or 1))
             body = problem_body(
@@ -91,27 +88,6 @@ class WalletAdminSite(admin.AdminSite):
         except RateLimitUnavailable as exc:
             body = problem_body(status=503, code=exc.code, title=exc.title, detail=exc.detail)
             return problem_response(body, headers={"Retry-After": str(exc.retry_after)})
-        response = super().login(request, extra_context)
-        user = getattr(request, "user", None)
-        if user is not None and user.is_authenticated:
-            guard.succeeded()
-            audit_record(
-                action=AuditEvent.Action.LOGIN_SUCCEEDED,
-                actor_id=user.id,
-                target_type="user",
-                target_id=user.id,
-                details={"via": "admin"},
-            )
-        else:
-            audit_record(
-                action=AuditEvent.Action.LOGIN_FAILED,
-                actor_label=username,
-                target_type="user",
-                target_id=username[:64],
-                outcome="invalid_credentials",
-                details={"via": "admin"},
-            )
-        return response
 
 
 def short_id(value: object) -> str:

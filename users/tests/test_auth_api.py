@@ -533,3 +533,37 @@ def test_me_with_a_refresh_token_as_bearer_is_401(api_client, make_user):
     response = client.get(url("me", ""))
 
     assert_problem(response, 401, "not_authenticated")
+
+
+@pytest.mark.django_db
+def test_a_password_is_checked_as_registered_spaces_included(api_client):
+    password = "  padded correct horse 42  "
+    registered = api_client(None).post(
+        "/api/v1/auth/register",
+        {"username": "padded", "email": "padded@example.com", "password": password},
+        format="json",
+    )
+    assert registered.status_code == 201, registered.content
+
+    login = api_client(None).post(
+        "/api/v1/auth/token", {"username": "padded", "password": password}, format="json"
+    )
+    trimmed = api_client(None).post(
+        "/api/v1/auth/token", {"username": "padded", "password": password.strip()}, format="json"
+    )
+
+    assert login.status_code == 200, login.content
+    assert trimmed.status_code == 401
+
+
+@pytest.mark.django_db
+def test_a_login_body_with_an_undeclared_field_is_refused_before_it_counts(api_client, make_user):
+    make_user("strict")
+    response = api_client(None).post(
+        "/api/v1/auth/token",
+        {"username": "strict", "password": "S3cure-pass-123", "otp": "123456"},
+        format="json",
+    )
+
+    body = assert_problem(response, 400, "validation_error")
+    assert body["errors"] == {"otp": ["This field is not allowed."]}
