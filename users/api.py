@@ -57,8 +57,9 @@ class RegisterView(PublicView):
     @extend_schema(
         request=RegisterSerializer,
         responses={201: UserSerializer},
+        # Swagger's example request; its password is no credential of any account (bandit B105).
         examples=request_examples(
-            registration={"username": "alice", "email": "alice@example.com", "password": "correct-horse-42"}  # nosec B105 -- a documentation example, not a credential
+            registration={"username": "alice", "email": "alice@example.com", "password": "correct-horse-42"}  # nosec B105
         ),
     )
     def post(self, request: Request) -> Response:
@@ -121,7 +122,8 @@ class TokenView(PublicView):
                 }
             ),
         },
-        examples=request_examples(login={"username": "alice", "password": "correct-horse-42"}),  # nosec B105 -- a documentation example, not a credential
+        # Swagger's example request; its password is no credential of any account (bandit B105).
+        examples=request_examples(login={"username": "alice", "password": "correct-horse-42"}),  # nosec B105
     )
     def post(self, request: Request) -> Response:
         serializer = LoginSerializer(data=request.data)
