@@ -12,10 +12,10 @@ from django.core.cache import caches
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import RefreshToken
 
+from foundation.store_health import redis_health
+from foundation.tracing import configure_tracing
 from transfers import services as ledger
 from users.models import User
-from wallet_project.store_health import redis_health
-from wallet_project.tracing import configure_tracing
 from wallets.models import Wallet
 from wallets.services import clear_system_wallet_cache, wallet_create
 

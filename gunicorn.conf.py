@@ -9,7 +9,7 @@ count"). Each worker holds persistent database connections (DB_CONN_MAX_AGE).
 import multiprocessing
 import os
 
-from wallet_project.metrics import child_exit  # noqa: F401  (Prometheus multiprocess clean-up)
+from foundation.metrics.view import child_exit  # noqa: F401  (Prometheus multiprocess clean-up
 
 bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
 workers = int(os.environ.get("WEB_CONCURRENCY") or max(2, multiprocessing.cpu_count()))

@@ -11,7 +11,7 @@ def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "wallet_project.settings.local")
     from django.core.management import execute_from_command_line
 
-    from wallet_project.tracing import command_span, configure_tracing
+    from foundation.tracing import command_span, configure_tracing
 
     # runserver and management commands trace like the WSGI app does.
     configure_tracing()

@@ -1,7 +1,7 @@
 from django.contrib import admin
 
 from audit.models import AuditEvent
-from wallet_project.admin_site import ReadOnlyAdmin, short_id
+from foundation.admin import ReadOnlyAdmin, short_id
 from wallets.currencies import ISO_4217_EXPONENTS, format_major
 
 

@@ -7,7 +7,7 @@ import logging
 from typing import Any
 
 from audit.models import AuditEvent
-from wallet_project import context
+from foundation import context
 
 logger = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ _ACTIONS = {
 
 def _changed_values(entry: LogEntry) -> dict[str, Any]:
     """The old and new value of each changed field, as the admin site records them
-    (wallet_project.admin_site.ChangeValuesMixin); {} for a plain message."""
+    (foundation.admin.ChangeValuesMixin); {} for a plain message."""
     try:
         parts = json.loads(entry.change_message or "[]")
     except ValueError:

@@ -1,7 +1,7 @@
 from django.contrib import admin
 
+from foundation.admin import ReadOnlyAdmin, short_id
 from transfers.models import Discrepancy, IdempotencyRecord, LedgerEntry, ReconciliationRun, Transfer
-from wallet_project.admin_site import ReadOnlyAdmin, short_id
 from wallets.currencies import format_major
 
 

@@ -14,6 +14,13 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from foundation.db_router import replica_reads
+from foundation.errors import PROBLEM_CONTENT_TYPE
+from foundation.openapi import problem_responses, request_examples
+from foundation.pagination import KeysetPagination
+from foundation.ratelimits import Quotas, UserQuota
+from foundation.routing import UUID_PATTERN, parse_uuid
+from foundation.tracing import movement_span
 from transfers import selectors, services
 from transfers.idempotency import (
     KEY_PATTERN,
@@ -24,18 +31,13 @@ from transfers.idempotency import (
     validate_key,
 )
 from transfers.models import Transfer
+from transfers.quotas import MoneyQuota, WalletOutgoingQuota
 from transfers.serializers import (
     TransferCreateSerializer,
     TransferFilterSerializer,
     TransferSerializer,
     transfer_data,
 )
-from wallet_project.api import UUID_PATTERN, KeysetPagination, parse_uuid
-from wallet_project.db_router import replica_reads
-from wallet_project.errors import PROBLEM_CONTENT_TYPE
-from wallet_project.openapi import problem_responses, request_examples
-from wallet_project.ratelimits import MoneyQuota, Quotas, UserQuota, WalletOutgoingQuota
-from wallet_project.tracing import movement_span
 
 IDEMPOTENCY_PARAMETER = OpenApiParameter(
     name="Idempotency-Key",
@@ -48,7 +50,7 @@ IDEMPOTENCY_PARAMETER = OpenApiParameter(
     ),
     examples=[OpenApiExample("A fresh key", value="3f1c9a52-8d4e-4b7a-9a61-2f0c5e7d9b10")],
 )
-# The problems every money-moving POST may answer, beyond those of its shape (wallet_project.openapi).
+# The problems every money-moving POST may answer, beyond those of its shape (foundation.openapi).
 MONEY_PROBLEMS = {
     400: (
         "`validation_error`, `malformed_request`, or `idempotency_key_required` / "

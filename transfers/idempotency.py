@@ -41,19 +41,13 @@ from django.utils import timezone
 
 from audit.models import AuditEvent
 from audit.services import audit_record
-from transfers.db import (
-    LedgerViolation,
-    is_connection_lost,
-    is_lock_timeout,
-    is_retryable,
-    ledger_violation,
-    violated_constraint,
-)
+from foundation.db import is_connection_lost, is_lock_timeout, is_retryable, violated_constraint
+from foundation.errors import render_problem, service_error_body
+from foundation.metrics import registry as metrics
+from transfers.ledger_errors import LedgerViolation, ledger_violation
 from transfers.models import IdempotencyRecord
 from transfers.services import duplicate_reference_error, find_reference_use
 from transfers.sql import insert_later, one_statement
-from wallet_project import metrics
-from wallet_project.errors import render_problem, service_error_body
 from wallets.errors import (
     IdempotencyKeyInUse,
     IdempotencyKeyInvalid,
@@ -184,9 +178,7 @@ def _store_failure(req: IdempotentRequest, error: WalletError) -> StoredResponse
             _record(req, error.status, body, None)
             _audit_refusal(req, error)
     except IntegrityError as exc:
-        if violated_constraint(
-            exc, table="transfers_idempotencyrecord", name=IDEMPOTENCY_CONSTRAINT, columns=("key",)
-        ):
+        if violated_constraint(exc) == IDEMPOTENCY_CONSTRAINT:
             return _replay_stored(req)
         raise
     # Counted once stored, so a repeat that is refused again (and replays) is not counted twice.
@@ -249,13 +241,9 @@ def _execute_once(req: IdempotentRequest, operation: Operation) -> StoredRespons
             raise
         return _store_failure(req, error)
     except IntegrityError as exc:
-        if violated_constraint(
-            exc, table="transfers_idempotencyrecord", name=IDEMPOTENCY_CONSTRAINT, columns=("key",)
-        ):
+        if violated_constraint(exc) == IDEMPOTENCY_CONSTRAINT:
             return _replay_stored(req)
-        if req.reference is not None and violated_constraint(
-            exc, table="transfers_transfer", name=REFERENCE_CONSTRAINT, columns=("reference",)
-        ):
+        if req.reference is not None and violated_constraint(exc) == REFERENCE_CONSTRAINT:
             original = find_reference_use(wallet_id=req.reference_wallet_id, reference=req.reference)
             if original is not None:
                 return _store_failure(req, duplicate_reference_error(*original))

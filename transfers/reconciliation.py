@@ -32,8 +32,8 @@ from django.db import connection, reset_queries
 from django.db.models import Q
 from django.utils import timezone
 
+from foundation.metrics import registry as metrics
 from transfers.models import Discrepancy, ReconciliationRun, Transfer
-from wallet_project import metrics
 from wallets.models import Wallet
 from wallets.services import wallets_mark_reconciled
 

@@ -9,8 +9,8 @@ from uuid import UUID
 from django.db.models import F, Q, QuerySet
 from django.db.models.lookups import Exact
 
+from foundation.cache import cached
 from transfers.models import LedgerEntry, Transfer
-from wallet_project.cache import cached
 from wallets.errors import TransferNotFound
 from wallets.models import Wallet
 from wallets.selectors import wallet_check_owner

@@ -1,7 +1,6 @@
 from rest_framework import serializers
 
-from transfers.models import LedgerEntry, Transfer
-from wallet_project.api import (
+from foundation.serializers import (
     AmountField,
     QueryFilterSerializer,
     ReferenceField,
@@ -9,6 +8,7 @@ from wallet_project.api import (
     StrictSerializer,
     StrictUUIDField,
 )
+from transfers.models import LedgerEntry, Transfer
 from wallets.serializers import WalletSerializer
 
 

@@ -40,9 +40,9 @@ from opentelemetry import trace
 
 from audit.models import AuditEvent
 from audit.services import audit_event
+from foundation.metrics import registry as metrics
 from transfers.models import LedgerEntry, Transfer
 from transfers.sql import write_movement
-from wallet_project import metrics
 from wallets.errors import (
     BalanceLimitExceeded,
     CurrencyMismatch,

@@ -12,11 +12,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
 
+from foundation.openapi import problem_responses, request_examples
+from foundation.ratelimits import AnonQuota
+from foundation.serializers import StrictCharField, StrictSerializer
 from users.models import User
 from users.services import token_pair, token_refresh, token_revoke, user_create, user_login
-from wallet_project.api import StrictCharField, StrictSerializer
-from wallet_project.openapi import problem_responses, request_examples
-from wallet_project.ratelimits import AnonQuota
 
 
 class RegisterSerializer(StrictSerializer):

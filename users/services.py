@@ -17,9 +17,9 @@ from rest_framework_simplejwt.tokens import RefreshToken, UntypedToken
 
 from audit.models import AuditEvent
 from audit.services import audit_record
+from foundation.errors import ValidationFailed
+from users.login_guard import LoginGuard
 from users.models import User, username_match
-from wallet_project.errors import ValidationFailed
-from wallet_project.ratelimits import LoginGuard
 
 logger = logging.getLogger(__name__)
 

@@ -3,9 +3,9 @@
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
+from foundation.cache import invalidate_on_commit
+from users.authentication import USER_AUTH_CACHE
 from users.models import User
-from wallet_project.authentication import USER_AUTH_CACHE
-from wallet_project.cache import invalidate_on_commit
 
 
 @receiver(post_save, sender=User, dispatch_uid="users_auth_cache_save")

@@ -17,8 +17,8 @@ from celery.signals import (
     worker_process_init,
 )
 
-from wallet_project import context
-from wallet_project.tracing import configure_tracing
+from foundation import context
+from foundation.tracing import configure_tracing
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "wallet_project.settings.local")
 

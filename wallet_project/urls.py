@@ -3,11 +3,11 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
+from foundation.errors import api_not_found
+from foundation.health import healthz, readyz
+from foundation.metrics.view import metrics_view
 from transfers.api import TransferViewSet
 from users.api import LogoutView, MeView, RefreshView, RegisterView, TokenView
-from wallet_project.errors import api_not_found
-from wallet_project.health import healthz, readyz
-from wallet_project.metrics import metrics_view
 from wallets.api import WalletViewSet
 
 
@@ -44,7 +44,7 @@ urlpatterns = [
     re_path(r"^api/", api_not_found),
 ]
 
-handler400 = "wallet_project.errors.handler400"
-handler403 = "wallet_project.errors.handler403"
-handler404 = "wallet_project.errors.handler404"
-handler500 = "wallet_project.errors.handler500"
+handler400 = "foundation.errors.handler400"
+handler403 = "foundation.errors.handler403"
+handler404 = "foundation.errors.handler404"
+handler500 = "foundation.errors.handler500"

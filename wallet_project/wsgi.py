@@ -2,7 +2,7 @@ import os
 
 from django.core.wsgi import get_wsgi_application
 
-from wallet_project.tracing import configure_tracing
+from foundation.tracing import configure_tracing
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "wallet_project.settings.production")
 

@@ -4,7 +4,7 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 
-from wallet_project.admin_site import short_id
+from foundation.admin import short_id
 from wallets.currencies import format_major
 from wallets.models import Wallet
 from wallets.selectors import with_ledger_balance

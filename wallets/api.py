@@ -11,6 +11,11 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from foundation.db_router import replica_reads
+from foundation.openapi import problem_responses, request_examples
+from foundation.pagination import KeysetPagination
+from foundation.ratelimits import Quotas, UserQuota
+from foundation.routing import UUID_PATTERN, parse_uuid
 from transfers import selectors as ledger_selectors
 from transfers import services as ledger_services
 from transfers.api import (
@@ -22,6 +27,7 @@ from transfers.api import (
     require_idempotency_key,
 )
 from transfers.models import Transfer
+from transfers.quotas import MoneyQuota, WalletOutgoingQuota
 from transfers.serializers import (
     HistoryFilterSerializer,
     LedgerEntrySerializer,
@@ -29,10 +35,6 @@ from transfers.serializers import (
     MovementSerializer,
     transfer_data,
 )
-from wallet_project.api import UUID_PATTERN, KeysetPagination, parse_uuid
-from wallet_project.db_router import replica_reads
-from wallet_project.openapi import problem_responses, request_examples
-from wallet_project.ratelimits import MoneyQuota, Quotas, UserQuota, WalletOutgoingQuota
 from wallets import selectors, services
 from wallets.serializers import WalletCreateSerializer, WalletSerializer, WalletUpdateSerializer, wallet_data
 

@@ -1,6 +1,6 @@
 """The domain's error tree. Each error has a stable `code` clients can rely on."""
 
-from wallet_project.errors import ServiceError
+from foundation.errors import ServiceError
 
 
 class WalletError(ServiceError):

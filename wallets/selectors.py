@@ -1,7 +1,7 @@
 """Reads on wallets.
 
 Wallet metadata (owner, kind, currency, name, status, created_at) is cached
-(wallet_project.cache) because it rarely changes and ownership checks on read
+(foundation.cache) because it rarely changes and ownership checks on read
 paths need it; the balance is always read from the database. Money services do
 not use these selectors: they read and lock the rows themselves.
 """
@@ -14,7 +14,7 @@ from uuid import UUID
 from django.db.models import BigIntegerField, Case, F, OuterRef, QuerySet, Subquery, Sum, Value, When
 from django.db.models.functions import Coalesce
 
-from wallet_project.cache import cached
+from foundation.cache import cached
 from wallets.errors import WalletNotFound
 from wallets.models import Wallet
 

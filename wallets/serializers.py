@@ -2,7 +2,7 @@ from typing import Any
 
 from rest_framework import serializers
 
-from wallet_project.api import StrictCharField, StrictChoiceField, StrictSerializer
+from foundation.serializers import StrictCharField, StrictChoiceField, StrictSerializer
 from wallets.currencies import supported_currencies
 from wallets.models import Wallet
 

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from audit.models import AuditEvent
 from audit.services import audit_record
-from wallet_project.cache import invalidate_on_commit
+from foundation.cache import invalidate_on_commit
 from wallets.currencies import supported_currencies
 from wallets.errors import UnsupportedCurrency, WalletNotFound
 from wallets.models import Wallet

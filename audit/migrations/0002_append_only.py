@@ -2,7 +2,7 @@
 
 from django.db import migrations
 
-from wallet_project.migration_ops import VendorSQL
+from foundation.migration_ops import VendorSQL
 
 PG_FORWARD = """
 CREATE TRIGGER audit_append_only BEFORE UPDATE OR DELETE ON audit_auditevent

@@ -549,7 +549,7 @@ class Drill:
     def database_url(self) -> str:
         a, b = self.pg_a, self.pg_b
         query = f"target_session_attrs=read-write&connect_timeout={self.args.connect_timeout}"
-        if self.args.url_style == "netloc":  # needs settings on wallet_project.db_router.database_from_url
+        if self.args.url_style == "netloc":  # needs settings on foundation.db_router.database_from_url
             return (
                 f"postgres://wallet:{self.app_password}@127.0.0.1:{a.port},127.0.0.1:{b.port}/wallet?{query}"
             )

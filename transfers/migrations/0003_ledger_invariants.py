@@ -18,7 +18,7 @@ SQLite (only the embedded development default) gets the append-only rule.
 
 from django.db import migrations
 
-from wallet_project.migration_ops import VendorSQL
+from foundation.migration_ops import VendorSQL
 
 PG_FORWARD = r"""
 CREATE FUNCTION ledger_reject_change() RETURNS trigger LANGUAGE plpgsql AS $$

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from django.db import migrations
 
-from wallet_project.migration_ops import VendorSQL
+from foundation.migration_ops import VendorSQL
 
 SQL = Path(__file__).resolve().parent / "sql"
 

@@ -22,7 +22,7 @@ from prometheus_client import REGISTRY
 
 from audit.models import AuditEvent
 from conftest import PROBLEM, admin_page, assert_problem
-from transfers.db import ledger_violation
+from transfers.ledger_errors import ledger_violation
 from transfers.models import IdempotencyRecord, LedgerEntry, Transfer
 from transfers.reconciliation import reconciliation_run
 from wallets.models import Wallet

@@ -19,7 +19,7 @@ from django.db import migrations, models
 from django.db.models.functions import Lower
 
 import users.models
-from wallet_project.migration_ops import AddUniqueConstraintConcurrently
+from foundation.migration_ops import AddUniqueConstraintConcurrently
 
 SHOWN = 50
 

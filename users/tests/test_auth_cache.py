@@ -2,8 +2,8 @@
 
 import pytest
 
-from wallet_project.authentication import USER_AUTH_CACHE
-from wallet_project.cache import peek
+from foundation.cache import peek
+from users.authentication import USER_AUTH_CACHE
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -9,9 +9,9 @@ import os
 from datetime import timedelta
 from pathlib import Path
 
-from wallet_project.db_router import database_from_url
-from wallet_project.logging import logging_config
-from wallet_project.store_health import IGNORED_ERRORS_LOGGER
+from foundation.db_router import database_from_url
+from foundation.logging import logging_config
+from foundation.store_health import IGNORED_ERRORS_LOGGER
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -47,7 +47,6 @@ INSTALLED_APPS = [
     "rest_framework_simplejwt.token_blacklist",
     "drf_spectacular",
     "drf_spectacular_sidecar",
-    "django_ratelimit",
     "users",
     "wallets",
     "transfers",
@@ -55,13 +54,13 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    # First, and kept in front of the tracing middleware (wallet_project.tracing).
-    "wallet_project.middleware.ResponseContractMiddleware",
-    "wallet_project.metrics.MetricsMiddleware",
-    "wallet_project.middleware.RequestContextMiddleware",
-    "wallet_project.db_router.ReadYourWritesMiddleware",
-    "wallet_project.middleware.RequestBodyMiddleware",
-    "wallet_project.middleware.RetryReadOnLostConnectionMiddleware",
+    # First, and kept in front of the tracing middleware (foundation.tracing).
+    "foundation.middleware.ResponseContractMiddleware",
+    "foundation.metrics.middleware.MetricsMiddleware",
+    "foundation.middleware.RequestContextMiddleware",
+    "foundation.db_router.ReadYourWritesMiddleware",
+    "foundation.middleware.RequestBodyMiddleware",
+    "foundation.middleware.RetryReadOnLostConnectionMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -74,7 +73,7 @@ MIDDLEWARE = [
 
 ROOT_URLCONF = "wallet_project.urls"
 # A CSRF refusal under /api/ is a problem+json 403 (csrf_failed); the admin keeps Django's page.
-CSRF_FAILURE_VIEW = "wallet_project.errors.csrf_failure"
+CSRF_FAILURE_VIEW = "foundation.errors.csrf_failure"
 WSGI_APPLICATION = "wallet_project.wsgi.application"
 APPEND_SLASH = False
 
@@ -100,7 +99,7 @@ DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/wallet"
 DATABASE_URL = os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL)
 # A persistent connection is not pinged before each request unless DB_CONN_HEALTH_CHECKS
 # is on: that check is a round trip per request. A connection found dead instead makes a
-# money request reconnect and retry, and a read run once more (wallet_project.middleware).
+# money request reconnect and retry, and a read run once more (foundation.middleware).
 DB_CONN_HEALTH_CHECKS = env_bool("DB_CONN_HEALTH_CHECKS", False)
 DATABASES = {
     "default": database_from_url(
@@ -135,7 +134,7 @@ if DATABASE_REPLICA_URL:
         conn_health_checks=DB_CONN_HEALTH_CHECKS,
     )
     DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
-DATABASE_ROUTERS = ["wallet_project.db_router.PrimaryReplicaRouter"]
+DATABASE_ROUTERS = ["foundation.db_router.PrimaryReplicaRouter"]
 # Seconds a user's list reads stay on the primary after they make a write request.
 REPLICA_PIN_SECONDS = env_int("REPLICA_PIN_SECONDS", 10)
 
@@ -169,14 +168,14 @@ API_MAX_JSON_DEPTH = env_int("API_MAX_JSON_DEPTH", 20)
 # --- REST API -----------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "wallet_project.authentication.ContextJWTAuthentication",
+        "users.authentication.ContextJWTAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_PARSER_CLASSES": ["wallet_project.parsers.StrictJSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["foundation.parsers.StrictJSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "wallet_project.errors.problem_exception_handler",
-    "DEFAULT_THROTTLE_CLASSES": ["wallet_project.ratelimits.UserQuota"],
+    "EXCEPTION_HANDLER": "foundation.errors.problem_exception_handler",
+    "DEFAULT_THROTTLE_CLASSES": ["foundation.ratelimits.UserQuota"],
     "UNAUTHENTICATED_USER": None,
 }
 
@@ -216,7 +215,7 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_PATCH": False,
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "wallet_project.openapi.postprocess_schema",
+        "foundation.openapi.postprocess_schema",
     ],
 }
 
@@ -261,7 +260,7 @@ CACHES = {
     },
 }
 # django-redis reports each connection error it ignores to this logger; its filter
-# (wallet_project.store_health) counts them and logs an outage once, not per call.
+# (foundation.store_health) counts them and logs an outage once, not per call.
 DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
 DJANGO_REDIS_LOGGER = IGNORED_ERRORS_LOGGER
 
@@ -304,10 +303,9 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
-# --- Rate limits (django-ratelimit; counters in the "ratelimit" cache) ----------
+# --- Rate limits (foundation.ratelimits; counters in the "ratelimit" cache) ------
 # Rates are "<count>/<period>" with period s, m, h or d.
 RATELIMIT_USE_CACHE = "ratelimit"
-RATELIMIT_FAIL_OPEN = False  # decided per scope below, not globally
 RATELIMIT_ENABLE = env_bool("RATELIMIT_ENABLE", True)
 RATE_LIMITS = {
     # every authenticated API request, per user

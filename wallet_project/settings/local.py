@@ -28,5 +28,3 @@ if not _use_redis:
         "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "wallet"},
         "ratelimit": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "ratelimit"},
     }
-    # Per-process counters are fine for one development server.
-    SILENCED_SYSTEM_CHECKS = ["django_ratelimit.E003", "django_ratelimit.W001"]

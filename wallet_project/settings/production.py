@@ -4,7 +4,7 @@ import os
 
 from django.core.exceptions import ImproperlyConfigured
 
-from wallet_project.logging import logging_config
+from foundation.logging import logging_config
 
 from .base import *  # noqa: F403
 from .base import DATABASES, env_bool, env_int, env_list

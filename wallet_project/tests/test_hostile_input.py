@@ -33,10 +33,10 @@ from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 
 from audit.models import AuditEvent
 from conftest import PROBLEM, assert_problem
+from foundation.parsers import loads_strict
 from transfers import services as ledger
 from transfers.models import LedgerEntry, Transfer
-from wallet_project.parsers import loads_strict
-from wallet_project.ratelimits import LoginGuard
+from users.login_guard import LoginGuard
 from wallets.models import Wallet
 
 pytestmark = pytest.mark.django_db

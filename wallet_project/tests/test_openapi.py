@@ -14,8 +14,8 @@ import pytest
 from django.conf import settings
 from django.test import Client
 
+from foundation.errors import PROBLEM_CONTENT_TYPE
 from transfers.idempotency import KEY_PATTERN
-from wallet_project.errors import PROBLEM_CONTENT_TYPE
 from wallets.currencies import supported_currencies
 
 MONEY_POSTS = ["v1_wallets_deposits_create", "v1_wallets_withdrawals_create", "v1_transfers_create"]

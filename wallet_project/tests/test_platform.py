@@ -50,7 +50,7 @@ def test_readyz_answers_503_when_the_database_is_down(monkeypatch):
         def cursor(self):
             raise OperationalError("connection refused")
 
-    monkeypatch.setattr("wallet_project.health.connection", DownDatabase())
+    monkeypatch.setattr("foundation.health.connection", DownDatabase())
 
     response = Client().get("/readyz")
 

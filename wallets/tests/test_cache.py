@@ -1,6 +1,6 @@
 """Cached reads are never stale, never hold money, never widen access, and Redis may go away.
 
-Transactional tests: cache invalidation runs on commit (wallet_project.cache), so the
+Transactional tests: cache invalidation runs on commit (foundation.cache), so the
 change has to really commit, as it does in production.
 """
 
@@ -15,10 +15,10 @@ from django.db import connection
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 
+from foundation.cache import peek
 from transfers import services as ledger
 from transfers.models import IdempotencyRecord, Transfer
 from transfers.selectors import TRANSFER_CACHE
-from wallet_project.cache import peek
 from wallets.models import Wallet
 from wallets.selectors import WALLET_META
 from wallets.services import wallet_set_status

@@ -24,7 +24,7 @@ from django.core.validators import RegexValidator
 from drf_spectacular.extensions import OpenApiSerializerExtension, OpenApiSerializerFieldExtension
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse
 
-from wallet_project.errors import PROBLEM_CONTENT_TYPE, PROBLEM_TYPE_BASE
+from foundation.errors import PROBLEM_CONTENT_TYPE, PROBLEM_TYPE_BASE
 
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 
@@ -113,7 +113,7 @@ def request_examples(**examples: dict[str, Any]) -> list[OpenApiExample]:
 class StrictSerializerExtension(OpenApiSerializerExtension):
     """A StrictSerializer refuses undeclared fields with 400: say so with additionalProperties."""
 
-    target_class = "wallet_project.api.StrictSerializer"
+    target_class = "foundation.serializers.StrictSerializer"
     match_subclasses = True
 
     def map_serializer(self, auto_schema: Any, direction: str) -> dict[str, Any]:
@@ -128,7 +128,7 @@ class StrictSerializerExtension(OpenApiSerializerExtension):
 class AmountFieldExtension(OpenApiSerializerFieldExtension):
     """AmountField accepts JSON integers from 1 to settings.MAX_MOVEMENT_AMOUNT."""
 
-    target_class = "wallet_project.api.AmountField"
+    target_class = "foundation.serializers.AmountField"
 
     def map_serializer_field(self, auto_schema: Any, direction: str) -> dict[str, Any]:
         schema: dict[str, Any] = {"type": "integer", "format": "int64", "example": 2500}

@@ -2,7 +2,7 @@
 
 simplejwt's JWTAuthentication loads the user row on every request to check it still
 exists and is active. This one reads the same few columns through the cache
-(wallet_project.cache), invalidated when the user row changes (users.signals), so a
+(foundation.cache), invalidated when the user row changes (users.signals), so a
 deactivated or deleted user is refused on the next request while a normal request
 costs no user query. With Redis down it falls back to the database.
 """
@@ -18,8 +18,8 @@ from rest_framework_simplejwt.authentication import JWTAuthentication
 from rest_framework_simplejwt.exceptions import AuthenticationFailed, InvalidToken
 from rest_framework_simplejwt.settings import api_settings
 
-from wallet_project.cache import cached
-from wallet_project.context import user_id_var
+from foundation.cache import cached
+from foundation.context import user_id_var
 
 USER_AUTH_CACHE = "user-auth"
 USER_AUTH_TIMEOUT = 60  # bounds staleness should an invalidation be lost while Redis flaps
@@ -56,4 +56,4 @@ class ContextJWTAuthentication(JWTAuthentication):
 class ContextJWTScheme(SimpleJWTScheme):
     """OpenAPI: document ContextJWTAuthentication as the bearer JWT scheme it is."""
 
-    target_class = "wallet_project.authentication.ContextJWTAuthentication"
+    target_class = "users.authentication.ContextJWTAuthentication"

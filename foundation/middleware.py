@@ -8,8 +8,8 @@ from http import HTTPStatus
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
-from wallet_project import context
-from wallet_project.errors import (
+from foundation import context
+from foundation.errors import (
     PROBLEM_CONTENT_TYPE,
     LengthRequired,
     PayloadTooLarge,
@@ -18,7 +18,7 @@ from wallet_project.errors import (
     problem_response,
     service_error_body,
 )
-from wallet_project.ratelimits import client_ip
+from foundation.ratelimits import client_ip
 
 access_logger = logging.getLogger("wallet.access")
 logger = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ class ResponseContractMiddleware:
       a shared or browser cache), except for the schema and its docs page.
 
     The tracing middleware is put in front of every other one when tracing starts;
-    wallet_project.tracing puts this one back in front of it.
+    foundation.tracing puts this one back in front of it.
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
@@ -148,7 +148,7 @@ class RetryReadOnLostConnectionMiddleware:
     Persistent connections are not pinged before each request (DB_CONN_HEALTH_CHECKS
     is off by default: that check is a round trip on every request). A connection
     that died meanwhile (a restart, a failover) surfaces as 503 database_unavailable
-    with the dead connection already closed (wallet_project.errors). A GET or HEAD
+    with the dead connection already closed (foundation.errors). A GET or HEAD
     changes nothing, so it is run again once on a fresh connection; money requests
     reconnect and retry inside their idempotent transaction instead
     (transfers.idempotency), and other writes answer 503 for the client to retry.

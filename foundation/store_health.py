@@ -2,8 +2,8 @@
 
 Everything that talks to Redis reports each failed operation here instead of logging
 it: the cache (django-redis, through the logger below), the rate-limit pipeline
-(wallet_project.ratelimits), the replica-pin lookup (wallet_project.db_router) and
-the Celery queue collector (wallet_project.metrics). Each failure counts in
+(foundation.ratelimits), the replica-pin lookup (foundation.db_router) and
+the Celery queue collector (foundation.metrics.celery_queue). Each failure counts in
 `wallet_redis_errors_total{store, operation}`. The first one while all was well logs
 one WARNING; once every part that failed has worked again, one INFO says Redis is
 back, how long it was gone and how many operations failed meanwhile.
@@ -15,7 +15,7 @@ so one server that stays down is never reported as back because another one work
 django-redis, with IGNORE_EXCEPTIONS, logs every connection error it swallows as an
 ERROR with a traceback to the logger named by DJANGO_REDIS_LOGGER (its documented
 setting) when DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS is on. Settings name the logger
-below, and the logging configuration (wallet_project.logging) puts IgnoredErrorFilter
+below, and the logging configuration (foundation.logging) puts IgnoredErrorFilter
 on it: it reports the failure here and drops the record.
 """
 
@@ -26,10 +26,12 @@ import threading
 import time
 from typing import Any
 
+from foundation.metrics import registry as metrics
+
 logger = logging.getLogger(__name__)
 
 # DJANGO_REDIS_LOGGER: where django-redis logs the connection errors it ignores.
-IGNORED_ERRORS_LOGGER = "wallet_project.store_health.django_redis"
+IGNORED_ERRORS_LOGGER = "foundation.store_health.django_redis"
 BROKER = "broker"
 
 
@@ -66,8 +68,6 @@ class StoreHealth:
 
     def failed(self, store: str, operation: str, error: BaseException | None = None) -> None:
         """One operation on `store` (a cache alias or "broker") failed."""
-        from wallet_project import metrics  # metrics imports this module
-
         metrics.record_redis_error(store=store, operation=operation)
         self._local.failures += 1
         with self._lock:

@@ -37,7 +37,7 @@ from django.core.cache import DEFAULT_CACHE_ALIAS, cache
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
 from django.http import HttpRequest, HttpResponse
 
-from wallet_project.store_health import redis_health
+from foundation.store_health import redis_health
 
 REPLICA_ALIAS = "replica"
 DEFAULT_PIN_SECONDS = 10
@@ -165,7 +165,7 @@ class ReadYourWritesMiddleware:
 
 
 def _request_user_id(request: HttpRequest) -> int | None:
-    from wallet_project.context import user_id_var  # set by the API's JWT authentication
+    from foundation.context import user_id_var  # set by the API's JWT authentication
 
     user_id = user_id_var.get()
     if user_id is not None:

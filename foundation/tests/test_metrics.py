@@ -30,7 +30,10 @@ from django.urls import resolve
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from wallet_project import metrics
+from foundation.metrics import celery_queue
+from foundation.metrics import middleware as metrics_middleware
+from foundation.metrics import registry as metrics
+from foundation.metrics import view as metrics_view_module
 from wallet_project.celery import app as celery_app
 
 BASE_DIR = Path(__file__).resolve().parents[2]
@@ -63,7 +66,7 @@ def names(samples: Samples) -> set[str]:
 
 
 def call_view(method: str = "get", **meta: str) -> HttpResponse:
-    return metrics.metrics_view(getattr(RequestFactory(), method)("/metrics", **meta))
+    return metrics_view_module.metrics_view(getattr(RequestFactory(), method)("/metrics", **meta))
 
 
 def scrape(**meta: str) -> Samples:
@@ -76,7 +79,7 @@ def scrape(**meta: str) -> Samples:
 
 def collect_queues() -> Samples:
     registry = CollectorRegistry()
-    registry.register(metrics.CeleryQueueCollector())
+    registry.register(celery_queue.CeleryQueueCollector())
     return parse(generate_latest(registry))
 
 
@@ -334,7 +337,7 @@ def test_requests_are_counted_by_route_and_odd_methods_are_folded():
 
 def test_the_middleware_labels_by_url_pattern_never_by_raw_path(client):
     wallet_id = str(uuid.uuid4())
-    middleware = "wallet_project.metrics.MetricsMiddleware"
+    middleware = "foundation.metrics.middleware.MetricsMiddleware"
     others = [m for m in settings.MIDDLEWARE if m != middleware]
     with override_settings(MIDDLEWARE=[middleware, *others]):
         before = scrape()
@@ -358,7 +361,7 @@ def test_the_middleware_counts_an_escaping_exception_as_500():
     request.resolver_match = resolve("/healthz")
     before = scrape()
     with pytest.raises(RuntimeError):
-        metrics.MetricsMiddleware(broken)(request)
+        metrics_middleware.MetricsMiddleware(broken)(request)
     after = scrape()
 
     labels = {"route": "healthz", "method": "GET", "status": "500"}
@@ -444,7 +447,7 @@ def test_the_scrape_survives_an_unreachable_broker(broker, caplog):
     assert value(samples, "wallet_celery_queue_up") == 0
     assert "wallet_celery_queue_length" not in names(samples)
     assert "wallet_idempotency_events_total" in names(samples)  # the rest of the scrape is intact
-    # Said once (wallet_project.store_health), not once per scrape, and counted.
+    # Said once (foundation.store_health), not once per scrape, and counted.
     assert "Redis unreachable (broker queue_length" in caplog.text
     labels = {"store": "broker", "operation": "queue_length"}
     failed = REGISTRY.get_sample_value("wallet_redis_errors_total", labels)
@@ -466,7 +469,8 @@ WRITER = textwrap.dedent(
     """
     import os, sys
     from datetime import UTC, datetime
-    from wallet_project import metrics
+    from foundation.metrics import registry as metrics
+    from foundation.metrics import view as metrics_view_module
 
     n = int(sys.argv[1])
     assert metrics.MULTIPROC_DIR, "PROMETHEUS_MULTIPROC_DIR was not seen"
@@ -489,10 +493,11 @@ SCRAPER = textwrap.dedent(
     import django
     django.setup()
     from django.test import RequestFactory, override_settings
-    from wallet_project import metrics
+    from foundation.metrics import registry as metrics
+    from foundation.metrics import view as metrics_view_module
 
     with override_settings(METRICS_TOKEN="", METRICS_ALLOWED_NETWORKS="127.0.0.1/32"):
-        response = metrics.metrics_view(RequestFactory().get("/metrics", REMOTE_ADDR="127.0.0.1"))
+        response = metrics_view_module.metrics_view(RequestFactory().get("/metrics", REMOTE_ADDR="127.0.0.1"))
     assert response.status_code == 200, response.content
     sys.stdout.write(response.content.decode())
     """
@@ -552,14 +557,14 @@ def test_child_exit_forgets_a_dead_workers_live_gauges(tmp_path, monkeypatch):
     ):
         (tmp_path / name).write_bytes(b"")
 
-    metrics.child_exit(SimpleNamespace(), SimpleNamespace(pid=4242))
+    metrics_view_module.child_exit(SimpleNamespace(), SimpleNamespace(pid=4242))
 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["counter_4242.db", "gauge_liveall_4343.db"]
 
 
 def test_child_exit_does_nothing_without_multiprocess_mode(monkeypatch):
     monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
-    metrics.child_exit(SimpleNamespace(), SimpleNamespace(pid=4242))  # must not raise
+    metrics_view_module.child_exit(SimpleNamespace(), SimpleNamespace(pid=4242))  # must not raise
 
 
 # --- Through the real API and /metrics route (needs the lead's wiring) ---------------------
@@ -592,7 +597,7 @@ def post_transfer(api_client, user, source, destination, amount: int, key: str |
 
 @pytest.mark.django_db
 def test_the_metrics_route_serves_and_guards(client):
-    assert resolve("/metrics").func is metrics.metrics_view
+    assert resolve("/metrics").func is metrics_view_module.metrics_view
     samples = http_scrape(client)
     assert "wallet_idempotency_events_total" in names(samples)
 
@@ -672,7 +677,7 @@ def test_a_replayed_transfer_counts_as_a_replay_not_a_movement(
 
 @pytest.mark.django_db
 def test_api_requests_are_timed_by_the_installed_middleware(client):
-    assert "wallet_project.metrics.MetricsMiddleware" in settings.MIDDLEWARE
+    assert "foundation.metrics.middleware.MetricsMiddleware" in settings.MIDDLEWARE
     labels = {"route": "healthz", "method": "GET", "status": "200"}
     before = http_scrape(client)
     assert client.get("/healthz").status_code == 200

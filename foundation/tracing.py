@@ -165,7 +165,7 @@ def _instrument_django() -> None:
     DjangoInstrumentor().instrument(excluded_urls=excluded, response_hook=_record_request_id)
     # Except the response contract: it goes back in front, so what the tracing middleware
     # refuses itself (a bad Host header) still answers problem+json with a request id.
-    contract = "wallet_project.middleware.ResponseContractMiddleware"
+    contract = "foundation.middleware.ResponseContractMiddleware"
     middleware = list(settings.MIDDLEWARE)
     if contract in middleware:
         middleware.remove(contract)
@@ -273,7 +273,7 @@ def movement_span(
         try:
             yield movement
         except Exception as exc:
-            from wallet_project.errors import ServiceError
+            from foundation.errors import ServiceError
 
             if isinstance(exc, ServiceError) and movement.outcome is None:
                 movement.set_outcome(exc.code, exc.status)

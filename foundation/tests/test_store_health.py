@@ -16,8 +16,8 @@ from django.test import override_settings
 from prometheus_client import REGISTRY
 from redis.connection import AbstractConnection
 
-from wallet_project.db_router import user_pinned
-from wallet_project.store_health import redis_health
+from foundation.db_router import user_pinned
+from foundation.store_health import redis_health
 
 pytestmark = pytest.mark.django_db
 
@@ -76,7 +76,7 @@ def test_an_outage_logs_one_warning_counts_every_failure_and_one_info_when_back(
     assert len(failed_connects) >= 100  # really down: at least one failed operation per request
     assert redis_errors() - before == len(failed_connects)  # every failure counted, once
     (warning,) = logged(caplog, logging.WARNING)
-    assert warning.name == "wallet_project.store_health"
+    assert warning.name == "foundation.store_health"
     assert "Redis unreachable" in warning.getMessage()
     assert logged(caplog, logging.ERROR) == []  # no traceback per ignored error any more
     assert not redis_health.reachable
@@ -87,7 +87,7 @@ def test_an_outage_logs_one_warning_counts_every_failure_and_one_info_when_back(
 
     assert {r.status_code for r in back} == {200}
     assert redis_health.reachable
-    (info,) = [r for r in logged(caplog, logging.INFO) if r.name == "wallet_project.store_health"]
+    (info,) = [r for r in logged(caplog, logging.INFO) if r.name == "foundation.store_health"]
     assert "Redis reachable again" in info.getMessage()
     assert f"{len(failed_connects)} operations failed meanwhile" in info.getMessage()
     assert logged(caplog, logging.WARNING) == logged(caplog, logging.ERROR) == []
@@ -122,7 +122,7 @@ def test_one_part_still_down_is_not_reported_back_because_another_works(caplog):
         assert not redis_health.reachable
         redis_health.succeeded("ratelimit")
     assert redis_health.reachable
-    assert [r.levelno for r in caplog.records if r.name == "wallet_project.store_health"] == [
+    assert [r.levelno for r in caplog.records if r.name == "foundation.store_health"] == [
         logging.WARNING,
         logging.INFO,
     ]

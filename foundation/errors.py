@@ -20,6 +20,8 @@ from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.renderers import JSONRenderer
 
+from foundation.db import is_connection_lost
+
 logger = logging.getLogger(__name__)
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
@@ -207,8 +209,6 @@ def _close_lost_connections() -> None:
 
 
 def _connection_lost(exc: Exception) -> bool:
-    from transfers.db import is_connection_lost
-
     return isinstance(exc, InterfaceError) or is_connection_lost(exc)
 
 

@@ -15,10 +15,8 @@ from django.core.cache import cache
 from django.db import connections, transaction
 from django.test.utils import CaptureQueriesContext
 
-from transfers import services as ledger
-from transfers.models import Transfer
-from wallet_project import db_router
-from wallet_project.db_router import (
+from foundation import db_router
+from foundation.db_router import (
     REPLICA_ALIAS,
     PrimaryReplicaRouter,
     ReadYourWritesMiddleware,
@@ -27,9 +25,11 @@ from wallet_project.db_router import (
     replica_reads,
     user_pinned,
 )
+from transfers import services as ledger
+from transfers.models import Transfer
 from wallets.models import Wallet
 
-ROUTER = "wallet_project.db_router.PrimaryReplicaRouter"
+ROUTER = "foundation.db_router.PrimaryReplicaRouter"
 
 
 @pytest.fixture(autouse=True)
@@ -187,8 +187,8 @@ def test_migrations_run_on_the_primary_only():
 @pytest.fixture
 def pinning_middleware(settings):
     middleware = list(settings.MIDDLEWARE)
-    position = middleware.index("wallet_project.middleware.RequestContextMiddleware") + 1
-    middleware.insert(position, "wallet_project.db_router.ReadYourWritesMiddleware")
+    position = middleware.index("foundation.middleware.RequestContextMiddleware") + 1
+    middleware.insert(position, "foundation.db_router.ReadYourWritesMiddleware")
     settings.MIDDLEWARE = middleware
 
 

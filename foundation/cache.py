@@ -24,7 +24,7 @@ from django.conf import settings
 from django.core.cache import DEFAULT_CACHE_ALIAS, cache
 from django.db import transaction
 
-from wallet_project.store_health import redis_health
+from foundation.store_health import redis_health
 
 T = TypeVar("T")
 _GENERATION_TTL = 7 * 24 * 3600

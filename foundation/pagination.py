@@ -1,126 +1,13 @@
-"""Shared API plumbing: strict serializers, money fields, pagination, id lookups."""
+"""Keyset (cursor) pagination: constant cost from the first page to the last."""
 
 from __future__ import annotations
 
 import base64
 from typing import Any
-from uuid import UUID
 
-from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.core.validators import RegexValidator
-from django.http import Http404
-from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import CursorPagination
-
-UUID_PATTERN = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
-# \Z, not $: Python's $ also matches before a final newline. drf-spectacular turns this
-# validator into the schema's `pattern` (with the ECMA anchor $).
-PRINTABLE = RegexValidator(r"^[\x20-\x7e]+\Z", "Reference must be printable ASCII characters.")
-
-
-def parse_uuid(value: str) -> UUID:
-    try:
-        return UUID(str(value))
-    except ValueError:
-        raise Http404 from None
-
-
-class StrictSerializer(serializers.Serializer):
-    """Rejects fields it does not declare (no silent mass assignment)."""
-
-    def to_internal_value(self, data: Any) -> Any:
-        if isinstance(data, dict):
-            unknown = sorted(set(data) - set(self.fields))
-            if unknown:
-                raise ValidationError({name: ["This field is not allowed."] for name in unknown})
-        return super().to_internal_value(data)
-
-
-class AmountField(serializers.Field):
-    """A positive whole number of minor units.
-
-    Only JSON integers are accepted: no strings, floats (even 10.0), booleans or
-    null, and nothing above settings.MAX_MOVEMENT_AMOUNT. Its schema comes from
-    wallet_project.openapi.AmountFieldExtension.
-    """
-
-    default_error_messages = {
-        "invalid": "Amount must be a JSON integer number of minor units.",
-        "min_value": "Amount must be greater than zero.",
-        "max_value": "Amount must not exceed {max_value}.",
-    }
-
-    def to_internal_value(self, data: Any) -> int:
-        if type(data) is not int:
-            self.fail("invalid")
-        if data <= 0:
-            self.fail("min_value")
-        if data > settings.MAX_MOVEMENT_AMOUNT:
-            self.fail("max_value", max_value=settings.MAX_MOVEMENT_AMOUNT)
-        return data
-
-    def to_representation(self, value: int) -> int:
-        return value
-
-
-class ReferenceField(serializers.CharField):
-    def __init__(self, **kwargs: Any) -> None:
-        kwargs.setdefault("required", False)
-        kwargs.setdefault("allow_null", True)
-        kwargs.setdefault("max_length", 128)
-        kwargs.setdefault("min_length", 1)
-        kwargs.setdefault("trim_whitespace", False)
-        kwargs.setdefault(
-            "help_text", "Your own reference, unique forever within the wallet (1-128 printable characters)."
-        )
-        super().__init__(**kwargs)
-        self.validators.append(PRINTABLE)
-
-    def to_internal_value(self, data: Any) -> str:
-        if not isinstance(data, str):
-            self.fail("invalid")
-        return super().to_internal_value(data)
-
-
-class QueryFilterSerializer(serializers.Serializer):
-    """Query parameters: one given with an empty value is refused, not read as absent.
-
-    DRF reads an empty value of an optional field in a query string as "not given";
-    `?wallet=` is no filter a client could mean, and the schema says what each value is.
-    """
-
-    def to_internal_value(self, data: Any) -> Any:
-        blank = [name for name in self.fields if name in data and data[name] == ""]
-        if blank:
-            raise ValidationError({name: ["This field may not be blank."] for name in blank})
-        return super().to_internal_value(data)
-
-
-class StrictCharField(serializers.CharField):
-    """A CharField that refuses numbers and booleans instead of stringifying them."""
-
-    def to_internal_value(self, data: Any) -> str:
-        if not isinstance(data, str):
-            self.fail("invalid")
-        return super().to_internal_value(data)
-
-
-class StrictChoiceField(serializers.ChoiceField):
-    """A ChoiceField that refuses numbers and booleans instead of matching their str()."""
-
-    def to_internal_value(self, data: Any) -> Any:
-        if not isinstance(data, str):
-            self.fail("invalid_choice", input=data)
-        return super().to_internal_value(data)
-
-
-class StrictUUIDField(serializers.UUIDField):
-    def to_internal_value(self, data: Any) -> UUID:
-        if not isinstance(data, str):
-            self.fail("invalid", value=data)
-        return super().to_internal_value(data)
 
 
 def _invert(field: str) -> str:

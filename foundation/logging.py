@@ -1,6 +1,6 @@
 """Logging: human-readable console lines by default, JSON lines when LOG_FORMAT=json.
 
-Every record gets request_id, user_id, method, path (from wallet_project.context)
+Every record gets request_id, user_id, method, path (from foundation.context)
 and trace_id/span_id (from the current OpenTelemetry span). A redaction filter
 scrubs bearer tokens, JWTs and password-like values from messages and arguments,
 so no secret reaches a log line even if some code tries to log one.
@@ -14,8 +14,8 @@ from typing import Any
 
 from pythonjsonlogger.json import JsonFormatter
 
-from wallet_project import context
-from wallet_project.store_health import IGNORED_ERRORS_LOGGER
+from foundation import context
+from foundation.store_health import IGNORED_ERRORS_LOGGER
 
 _REDACTIONS = [
     (re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+"), r"\1[REDACTED]"),
@@ -70,7 +70,7 @@ class AnsweredUnavailableFilter(logging.Filter):
     on purpose (a dependency is down: 503 with Retry-After, in the access log and the metrics).
 
     Those carry no exception; during a Redis or database outage there is one per request,
-    and the outage itself is logged once where it is noticed (wallet_project.store_health,
+    and the outage itself is logged once where it is noticed (foundation.store_health,
     the money path's reconnect warnings). A 500 always carries its exception and stays.
     """
 
@@ -108,15 +108,15 @@ def logging_config(*, fmt: str, level: str) -> dict[str, Any]:
         "version": 1,
         "disable_existing_loggers": False,
         "filters": {
-            "context": {"()": "wallet_project.logging.ContextFilter"},
-            "answered_unavailable": {"()": "wallet_project.logging.AnsweredUnavailableFilter"},
+            "context": {"()": "foundation.logging.ContextFilter"},
+            "answered_unavailable": {"()": "foundation.logging.AnsweredUnavailableFilter"},
             # Counts the Redis errors django-redis ignores instead of logging each one.
-            "redis_ignored_errors": {"()": "wallet_project.store_health.IgnoredErrorFilter"},
+            "redis_ignored_errors": {"()": "foundation.store_health.IgnoredErrorFilter"},
         },
         "formatters": {
             "console": {"format": CONSOLE_FORMAT},
             "json": {
-                "()": "wallet_project.logging.JsonLineFormatter",
+                "()": "foundation.logging.JsonLineFormatter",
                 "fmt": JSON_FIELDS,
                 "rename_fields": {"levelname": "level", "name": "logger"},
                 "timestamp": True,  # ISO 8601, UTC
@@ -136,7 +136,7 @@ def logging_config(*, fmt: str, level: str) -> dict[str, Any]:
             "django.request": {"level": "ERROR", "filters": ["answered_unavailable"]},
             "django.server": {"level": "WARNING"},
             "celery": {"level": level},
-            # DJANGO_REDIS_LOGGER (settings): wallet_project.store_health logs the outage once.
+            # DJANGO_REDIS_LOGGER (settings): foundation.store_health logs the outage once.
             IGNORED_ERRORS_LOGGER: {"filters": ["redis_ignored_errors"], "level": "ERROR"},
         },
     }
