@@ -93,4 +93,4 @@ bench: $(VENV)/.bench-installed
 	$(BIN)/python bench/suite.py $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) db.sqlite3 .pytest_cache
+	rm -rf $(VENV) .pytest_cache

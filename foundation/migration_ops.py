@@ -1,31 +1,8 @@
-"""Migration operations the project adds to Django's: SQL for one database vendor, and
-unique constraints built without blocking writes."""
+"""Migration operations the project adds to Django's: unique constraints built without
+blocking writes."""
 
 from django.db import NotSupportedError
-from django.db.migrations.operations import AddConstraint, RunSQL
-
-
-class VendorSQL(RunSQL):
-    """RunSQL that only runs when the connection's vendor matches (e.g. "postgresql")."""
-
-    def __init__(self, vendor: str, sql, reverse_sql=None, **kwargs) -> None:
-        self.vendor = vendor
-        super().__init__(sql, reverse_sql, **kwargs)
-
-    def deconstruct(self):
-        name, args, kwargs = super().deconstruct()
-        return name, [self.vendor, *args], kwargs
-
-    def database_forwards(self, app_label, schema_editor, from_state, to_state) -> None:
-        if schema_editor.connection.vendor == self.vendor:
-            super().database_forwards(app_label, schema_editor, from_state, to_state)
-
-    def database_backwards(self, app_label, schema_editor, from_state, to_state) -> None:
-        if schema_editor.connection.vendor == self.vendor:
-            super().database_backwards(app_label, schema_editor, from_state, to_state)
-
-    def describe(self) -> str:
-        return f"Raw SQL for {self.vendor}"
+from django.db.migrations.operations import AddConstraint
 
 
 class AddUniqueConstraintConcurrently(AddConstraint):
@@ -39,14 +16,10 @@ class AddUniqueConstraintConcurrently(AddConstraint):
 
     Use it in a migration with `atomic = False`. A build that fails (a duplicate row, a
     lock timeout) leaves an INVALID index behind; each run therefore drops an index of
-    that name first, so the retry builds it afresh. Other databases get a plain
-    AddConstraint.
+    that name first, so the retry builds it afresh.
     """
 
     def database_forwards(self, app_label, schema_editor, from_state, to_state) -> None:
-        if schema_editor.connection.vendor != "postgresql":
-            super().database_forwards(app_label, schema_editor, from_state, to_state)
-            return
         model = to_state.apps.get_model(app_label, self.model_name)
         if not self.allow_migrate_model(schema_editor.connection.alias, model):
             return
@@ -59,9 +32,6 @@ class AddUniqueConstraintConcurrently(AddConstraint):
         schema_editor.execute(f"CREATE UNIQUE INDEX CONCURRENTLY {create.removeprefix(prefix)}")
 
     def database_backwards(self, app_label, schema_editor, from_state, to_state) -> None:
-        if schema_editor.connection.vendor != "postgresql":
-            super().database_backwards(app_label, schema_editor, from_state, to_state)
-            return
         model = to_state.apps.get_model(app_label, self.model_name)
         if self.allow_migrate_model(schema_editor.connection.alias, model):
             self._ensure_not_in_transaction(schema_editor)

@@ -230,10 +230,6 @@ class MovementSpan:
         self.span = span
         self.outcome: str | None = None
 
-    def set_currency(self, currency: str) -> None:
-        """For callers that learn the currency only once the movement ran."""
-        self.span.set_attribute("money.currency", currency)
-
     def set_outcome(self, outcome: str, status_code: int) -> None:
         self.outcome = outcome
         self.span.set_attribute("money.outcome", outcome)
@@ -247,12 +243,13 @@ def movement_span(
     source_wallet_id: object | None,
     destination_wallet_id: object | None,
     amount: int,
-    currency: str | None,
+    currency: str | None = None,
 ) -> Iterator[MovementSpan]:
     """A `money.<kind>` span around one deposit, withdrawal or transfer.
 
     Attributes: wallet.source_id, wallet.destination_id, money.amount (minor units),
-    money.currency, and money.outcome / http.status_code from `set_outcome`. An
+    money.currency (when known here; otherwise the ledger adds it once it has read the
+    wallets, transfers.services), and money.outcome / http.status_code from `set_outcome`. An
     exception escaping the block is recorded and sets the span's status to ERROR;
     a domain error (ServiceError) that escapes before an outcome was set also sets
     the outcome to its code.

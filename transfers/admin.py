@@ -1,8 +1,37 @@
 from django.contrib import admin
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html
 
 from foundation.admin import ReadOnlyAdmin, short_id
 from transfers.models import Discrepancy, IdempotencyRecord, LedgerEntry, ReconciliationRun, Transfer
+from transfers.selectors import with_ledger_balance
+from wallets.admin import WalletAdmin
 from wallets.currencies import format_major
+from wallets.models import Wallet
+
+
+@admin.register(Wallet)
+class LedgerWalletAdmin(WalletAdmin):
+    """The wallet admin (wallets.admin) with what the ledger knows: a system wallet's balance
+    is the sum of its entries (it keeps no row balance), and reconciliation's findings."""
+
+    readonly_fields = [*WalletAdmin.readonly_fields, "discrepancies"]
+    fields = [*WalletAdmin.fields, "discrepancies"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Wallet]:
+        # The sum of a system wallet's entries, in the same query (only system rows compute it).
+        return with_ledger_balance(super().get_queryset(request))
+
+    @admin.display(description="Balance", ordering="ledger_balance")
+    def shown_balance(self, wallet: Wallet) -> str:
+        return format_major(wallet.ledger_balance, wallet.currency)
+
+    @admin.display(description="Discrepancies found")
+    def discrepancies(self, wallet: Wallet) -> str:
+        url = reverse("admin:transfers_discrepancy_changelist")
+        return format_html('<a href="{}?q={}">Reconciliation findings for this wallet</a>', url, wallet.id)
 
 
 class LedgerEntryInline(admin.TabularInline):

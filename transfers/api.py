@@ -1,16 +1,19 @@
-"""HTTP for transfers, plus the idempotent response helper the money endpoints share."""
+"""HTTP for money: transfers, and deposits, withdrawals and history under /wallets/{id}/.
+
+Every money POST reads the same way: parse the body, describe the `Movement`, and hand
+it to the idempotency executor (transfers.idempotency), which moves it at most once per
+Idempotency-Key and returns the stored answer.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from uuid import UUID
 
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework import viewsets
-from rest_framework.renderers import JSONRenderer
+from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -21,7 +24,7 @@ from foundation.pagination import KeysetPagination
 from foundation.ratelimits import Quotas, UserQuota
 from foundation.routing import UUID_PATTERN, parse_uuid
 from foundation.tracing import movement_span
-from transfers import selectors, services
+from transfers import selectors
 from transfers.idempotency import (
     KEY_PATTERN,
     IdempotentRequest,
@@ -33,11 +36,15 @@ from transfers.idempotency import (
 from transfers.models import Transfer
 from transfers.quotas import MoneyQuota, WalletOutgoingQuota
 from transfers.serializers import (
+    HistoryFilterSerializer,
+    LedgerEntrySerializer,
+    MovementResultSerializer,
+    MovementSerializer,
     TransferCreateSerializer,
     TransferFilterSerializer,
     TransferSerializer,
-    transfer_data,
 )
+from transfers.services import Movement
 
 IDEMPOTENCY_PARAMETER = OpenApiParameter(
     name="Idempotency-Key",
@@ -69,53 +76,35 @@ MONEY_PROBLEMS = {
         "`database_unavailable`: retry with the same key after Retry-After."
     ),
 }
-NOT_FOUND_WALLET = "`not_found`: no such wallet, or not yours."
 NOT_FOUND_TRANSFER_WALLET = "`not_found`: no such source wallet of yours, or no such destination."
 
-_renderer = JSONRenderer()
+NOT_FOUND_WALLET = "`not_found`: no such wallet, or not yours."
+MOVEMENT_PROBLEMS = problem_responses({**MONEY_PROBLEMS, 404: NOT_FOUND_WALLET})
 
 
-def render_json(data: object) -> bytes:
-    return _renderer.render(data)
+def money_response(request: Request, key: str, movement: Movement) -> HttpResponse:
+    """Move `movement` once per Idempotency-Key and answer with its stored outcome.
 
-
-def require_idempotency_key(request: Request) -> str:
-    return validate_key(request.headers.get("Idempotency-Key"))
-
-
-def idempotent_response(
-    request: Request,
-    key: str,
-    operation: Callable[[], tuple[int, bytes, UUID | None]],
-    *,
-    reference_wallet_id: UUID | None,
-    reference: str | None,
-    audit_details: dict | None = None,
-) -> HttpResponse:
-    """Run a validated money operation once per Idempotency-Key and answer with its stored outcome."""
+    `key` is the request's validated Idempotency-Key (the views check it before the body,
+    so a missing key is the first error reported). Reads top to bottom: the request the
+    key is bound to, the executor (which calls the ledger and stores the answer), the
+    HTTP response. The `money.<kind>` span
+    describes the movement and how it ended.
+    """
     req = IdempotentRequest(
         user_id=request.user.id,
         key=key,
         method=request.method,
         path=normalize_path(request.path),
         request_hash=request_hash(request.data),
-        reference_wallet_id=reference_wallet_id,
-        reference=reference,
-        audit_details=audit_details or {},
     )
-    details = audit_details or {}
-    kind = details.get("kind", "transfer")
-    # Deposits come from, and withdrawals go to, the currency's system wallet.
-    own_wallet = details.get("wallet_id")
     with movement_span(
-        kind=kind,
-        source_wallet_id=details.get("source_wallet_id") or (own_wallet if kind == "withdrawal" else None),
-        destination_wallet_id=details.get("destination_wallet_id")
-        or (own_wallet if kind == "deposit" else None),
-        amount=details.get("amount", 0),
-        currency=None,  # services add it once they know the wallets
-    ) as movement:
-        result = execute_idempotent(req, operation)
+        kind=movement.kind,
+        source_wallet_id=movement.source_wallet_id,
+        destination_wallet_id=movement.destination_wallet_id,
+        amount=movement.amount,
+    ) as span:
+        result = execute_idempotent(req, movement)
         content_type = PROBLEM_CONTENT_TYPE if result.status >= 400 else "application/json"
         response = HttpResponse(result.body, status=result.status, content_type=content_type)
         if result.replayed:
@@ -125,13 +114,12 @@ def idempotent_response(
             outcome = "completed"
         else:
             outcome = json.loads(result.body).get("code", "failed")
-        movement.set_outcome(outcome, result.status)
+        span.set_outcome(outcome, result.status)
     return response
 
 
 class TransferViewSet(viewsets.GenericViewSet):
     serializer_class = TransferSerializer
-    pagination_class = KeysetPagination
     lookup_value_regex = UUID_PATTERN
 
     class Pagination(KeysetPagination):
@@ -192,32 +180,101 @@ class TransferViewSet(viewsets.GenericViewSet):
         ),
     )
     def create(self, request: Request) -> HttpResponse:
-        key = require_idempotency_key(request)
+        key = validate_key(request.headers.get("Idempotency-Key"))
         serializer = TransferCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-
-        def operation() -> tuple[int, bytes, UUID | None]:
-            transfer: Transfer = services.transfer_create(
-                source_wallet_id=data["source_wallet_id"],
-                destination_wallet_id=data["destination_wallet_id"],
-                initiated_by_id=request.user.id,
-                amount=data["amount"],
-                reference=data.get("reference"),
-                description=data["description"],
-            )
-            return 201, render_json(transfer_data(transfer)), transfer.id
-
-        return idempotent_response(
-            request,
-            key,
-            operation,
-            reference_wallet_id=data["source_wallet_id"],
+        movement = Movement(
+            kind=Transfer.Kind.TRANSFER,
+            own_wallet_id=data["source_wallet_id"],
+            other_wallet_id=data["destination_wallet_id"],
+            amount=data["amount"],
+            initiated_by_id=request.user.id,
             reference=data.get("reference"),
-            audit_details={
-                "kind": "transfer",
-                "amount": data["amount"],
-                "source_wallet_id": data["source_wallet_id"],
-                "destination_wallet_id": data["destination_wallet_id"],
-            },
+            description=data["description"],
         )
+        return money_response(request, key, movement)
+
+
+class HistoryPagination(KeysetPagination):
+    # ORDER BY wallet_id, id DESC: exactly entry_wallet_id_idx (wallet_id, id DESC), so every
+    # page reads that index, the last one included (transfers.selectors.wallet_history
+    # pins wallet_id in a way the planner keeps in the ORDER BY). Cursors hold the id.
+    ordering = "-id"
+    ordering_prefix = ("wallet_id",)
+
+
+class WalletMoneyViewSet(viewsets.GenericViewSet):
+    """/wallets/{id}/deposits, /withdrawals and /transactions: a wallet's money, served by the
+    app that moves it (the wallet itself is wallets.api.WalletViewSet)."""
+
+    serializer_class = LedgerEntrySerializer
+    lookup_value_regex = UUID_PATTERN
+
+    def get_throttles(self) -> list:
+        if self.action == "deposits":
+            return [Quotas(UserQuota(), MoneyQuota())]
+        if self.action == "withdrawals":
+            return [Quotas(UserQuota(), MoneyQuota(), WalletOutgoingQuota())]
+        return super().get_throttles()
+
+    @extend_schema(parameters=[HistoryFilterSerializer], responses={200: LedgerEntrySerializer(many=True)})
+    @action(detail=True, methods=["get"], url_path="transactions", pagination_class=HistoryPagination)
+    def transactions(self, request: Request, pk: str) -> Response:
+        filters = HistoryFilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        entries = selectors.wallet_history(
+            wallet_id=parse_uuid(pk),
+            owner_id=request.user.id,
+            entry_type=filters.validated_data.get("type"),
+            created_after=filters.validated_data.get("created_after"),
+            created_before=filters.validated_data.get("created_before"),
+        )
+        with replica_reads(user_id=request.user.id):  # a non-critical list: the replica may serve it
+            page = self.paginate_queryset(entries)
+            data = LedgerEntrySerializer(page, many=True).data
+        return self.get_paginated_response(data)
+
+    @extend_schema(
+        parameters=[IDEMPOTENCY_PARAMETER],
+        request=MovementSerializer,
+        responses={201: MovementResultSerializer, **MOVEMENT_PROBLEMS},
+        examples=request_examples(
+            deposit={"amount": 2500, "description": "top-up"},
+            with_a_reference={"amount": 2500, "reference": "topup-2024-0001"},
+        ),
+    )
+    @action(detail=True, methods=["post"], url_path="deposits")
+    def deposits(self, request: Request, pk: str) -> HttpResponse:
+        return self._own_wallet_movement(request, pk, Transfer.Kind.DEPOSIT)
+
+    @extend_schema(
+        parameters=[IDEMPOTENCY_PARAMETER],
+        request=MovementSerializer,
+        responses={201: MovementResultSerializer, **MOVEMENT_PROBLEMS},
+        examples=request_examples(
+            withdrawal={"amount": 500, "description": "cash"},
+            with_a_reference={"amount": 500, "reference": "payout-2024-0001"},
+        ),
+    )
+    @action(detail=True, methods=["post"], url_path="withdrawals")
+    def withdrawals(self, request: Request, pk: str) -> HttpResponse:
+        return self._own_wallet_movement(request, pk, Transfer.Kind.WITHDRAWAL)
+
+    @staticmethod
+    def _own_wallet_movement(request: Request, pk: str, kind: Transfer.Kind) -> HttpResponse:
+        wallet_id = parse_uuid(pk)
+        key = validate_key(request.headers.get("Idempotency-Key"))
+        serializer = MovementSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        movement = Movement(
+            kind=kind,
+            own_wallet_id=wallet_id,
+            other_wallet_id=None,
+            amount=data["amount"],
+            initiated_by_id=request.user.id,
+            reference=data.get("reference"),
+            description=data["description"],
+        )
+        return money_response(request, key, movement)

@@ -29,11 +29,9 @@ import json
 import logging
 import re
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
-from uuid import UUID
 
 from django.conf import settings
 from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
@@ -44,19 +42,21 @@ from audit.services import audit_record
 from foundation.db import is_connection_lost, is_lock_timeout, is_retryable, violated_constraint
 from foundation.errors import render_problem, service_error_body
 from foundation.metrics import registry as metrics
-from transfers.ledger_errors import LedgerViolation, ledger_violation
-from transfers.models import IdempotencyRecord
-from transfers.services import duplicate_reference_error, find_reference_use
-from transfers.sql import insert_later, one_statement
-from wallets.errors import (
+from transfers import services
+from transfers.errors import (
     IdempotencyKeyInUse,
     IdempotencyKeyInvalid,
     IdempotencyKeyRequired,
     IdempotencyKeyReused,
     LedgerInconsistent,
     ServiceBusy,
-    WalletError,
 )
+from transfers.ledger_errors import LedgerViolation, ledger_violation
+from transfers.models import IdempotencyRecord
+from transfers.selectors import find_reference_use
+from transfers.serializers import movement_response_body
+from transfers.services import Movement
+from wallets.errors import WalletError
 from wallets.models import Wallet
 
 logger = logging.getLogger(__name__)
@@ -64,19 +64,18 @@ logger = logging.getLogger(__name__)
 KEY_PATTERN = re.compile(r"^[\x20-\x7e]{1,255}$")
 IDEMPOTENCY_CONSTRAINT = "idempotency_key_unique_per_user"
 REFERENCE_CONSTRAINT = "transfer_reference_unique_per_wallet"
+CREATED = 201
 
 
 @dataclass(frozen=True)
 class IdempotentRequest:
+    """Who sent the key, the key, and what it is bound to (method, path, body hash)."""
+
     user_id: int
     key: str
     method: str
     path: str
     request_hash: str
-    reference_wallet_id: UUID | None = None
-    reference: str | None = None
-    # What the audit trail should say about a refused movement (kind, amount, wallets).
-    audit_details: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -84,10 +83,6 @@ class StoredResponse:
     status: int
     body: bytes
     replayed: bool
-
-
-# What an operation returns: (HTTP status, rendered body, transfer id or None).
-Operation = Callable[[], tuple[int, bytes, UUID | None]]
 
 
 def validate_key(raw: str | None) -> str:
@@ -110,95 +105,14 @@ def normalize_path(path: str) -> str:
     return path.rstrip("/") or "/"
 
 
-def _replay(req: IdempotentRequest, record: IdempotencyRecord) -> StoredResponse:
-    if (record.method, record.path, record.request_hash) != (req.method, req.path, req.request_hash):
-        metrics.record_idempotency("reused")
-        error = IdempotencyKeyReused("This Idempotency-Key was already used for a different request.")
-        with transaction.atomic():  # the movement's own transaction has rolled back
-            _audit_refusal(req, error)
-        raise error
-    metrics.record_idempotency("replayed")
-    return StoredResponse(status=record.status_code, body=bytes(record.response_body), replayed=True)
-
-
-def _stored(req: IdempotentRequest) -> IdempotencyRecord | None:
-    return IdempotencyRecord.objects.filter(user_id=req.user_id, key=req.key).first()
-
-
-def _replay_stored(req: IdempotentRequest) -> StoredResponse:
-    record = _stored(req)
-    if record is None:  # the other request rolled back after all; ask the client to retry
-        metrics.record_idempotency("in_use")
-        raise IdempotencyKeyInUse("A request with this key is in progress; retry shortly.")
-    return _replay(req, record)
-
-
-def _record(req: IdempotentRequest, status: int, body: bytes, transfer_id: UUID | None) -> None:
-    # Joins the movement's own statement when there is one (transfers/sql.py).
-    insert_later(
-        IdempotencyRecord(
-            user_id=req.user_id,
-            key=req.key,
-            method=req.method,
-            path=req.path,
-            request_hash=req.request_hash,
-            status_code=status,
-            response_body=body,
-            transfer_id=transfer_id,
-        )
-    )
-
-
-def _own_wallet_id(req: IdempotentRequest) -> object:
-    """The caller's wallet: a transfer's source, the wallet of a deposit or withdrawal."""
-    return req.audit_details.get("source_wallet_id") or req.audit_details.get("wallet_id")
-
-
-def _audit_refusal(req: IdempotentRequest, error: WalletError, **extra: Any) -> None:
-    """A `money.failed` event for a refused movement; call inside a transaction."""
-    details = {key: str(value) for key, value in req.audit_details.items() if value is not None}
-    audit_record(
-        action=AuditEvent.Action.MONEY_FAILED,
-        actor_id=req.user_id,
-        target_type="wallet",
-        target_id=_own_wallet_id(req) or "",
-        amount=req.audit_details.get("amount"),
-        # Known once the wallets were read; a refusal before that (not found, same wallet,
-        # key reused) names no currency rather than guess one.
-        currency=getattr(error, "currency", "") or "",
-        outcome=error.code,
-        details={**details, **extra, "detail": error.detail},
-    )
-
-
-def _store_failure(req: IdempotentRequest, error: WalletError) -> StoredResponse:
-    body = render_problem(service_error_body(error))
-    try:
-        with transaction.atomic():
-            _record(req, error.status, body, None)
-            _audit_refusal(req, error)
-    except IntegrityError as exc:
-        if violated_constraint(exc) == IDEMPOTENCY_CONSTRAINT:
-            return _replay_stored(req)
-        raise
-    # Counted once stored, so a repeat that is refused again (and replays) is not counted twice.
-    metrics.record_movement(
-        kind=req.audit_details.get("kind", "transfer"),
-        currency=getattr(error, "currency", ""),  # known once the wallets were read
-        outcome=error.code,
-        amount=req.audit_details.get("amount", 0),
-    )
-    return StoredResponse(status=error.status, body=body, replayed=False)
-
-
-def execute_idempotent(req: IdempotentRequest, operation: Operation) -> StoredResponse:
-    """Run `operation` at most once per (user, key) and return its stored response.
+def execute_idempotent(req: IdempotentRequest, movement: Movement) -> StoredResponse:
+    """Move `movement` at most once per (user, key) and return the stored response.
 
     Deadlocks and serialization failures are retried at once. A lost database
-    connection (a failover, a restart) is retried on a fresh connection after a
-    short back-off: because the record commits with the movement, a retry after
-    an unknown COMMIT outcome either replays the committed result or runs the
-    movement for the first time, never twice.
+    connection (a failover, a restart) is retried on a fresh connection after a short
+    back-off: because the record commits with the movement, a retry after an unknown
+    COMMIT outcome either replays the committed result or moves the money for the first
+    time, never twice.
     """
     attempts = settings.MONEY_TX_RETRIES + 1
     reconnects = 0
@@ -206,7 +120,7 @@ def execute_idempotent(req: IdempotentRequest, operation: Operation) -> StoredRe
     while True:
         attempt += 1
         try:
-            return _execute_once(req, operation)
+            return _execute_once(req, movement)
         except (OperationalError, InterfaceError) as exc:
             if isinstance(exc, OperationalError) and is_lock_timeout(exc):
                 raise ServiceBusy("The wallet is busy; retry shortly.") from exc
@@ -225,35 +139,117 @@ def execute_idempotent(req: IdempotentRequest, operation: Operation) -> StoredRe
             raise
 
 
-def _execute_once(req: IdempotentRequest, operation: Operation) -> StoredResponse:
-    # No lookup first. The record is inserted by the movement's own statement, so a
-    # repeated key fails that statement on the unique index (after waiting for the first
-    # request's transaction, if it is still open), the repeat's work is rolled back, and
-    # the stored response is replayed. A refusal is stored the same way (_store_failure).
-    # A fresh request, the common case, saves a round trip; a repeat costs an attempt.
+def _execute_once(req: IdempotentRequest, movement: Movement) -> StoredResponse:
+    """One attempt: prepare the movement, render its answer, write both in one statement.
+
+    No lookup first. The record is written by the movement's own statement, so a
+    repeated key fails that statement on the unique index (after waiting for the first
+    request's transaction, if it is still open), the repeat's work is rolled back, and
+    the stored response is replayed. A refusal is stored the same way (_store_refusal).
+    A fresh request, the common case, saves a round trip; a repeat costs an attempt.
+    """
     try:
-        with transaction.atomic(), one_statement():
-            status, body, transfer_id = operation()
-            _record(req, status, body, transfer_id)
-        return StoredResponse(status=status, body=body, replayed=False)
+        with transaction.atomic():
+            prepared = services.movement_prepare(movement)
+            body = movement_response_body(prepared)
+            prepared.write(extra_rows=[_record(req, CREATED, body, transfer_id=prepared.transfer.id)])
+        return StoredResponse(status=CREATED, body=body, replayed=False)
     except WalletError as error:
         if isinstance(error, ServiceBusy):
             raise
-        return _store_failure(req, error)
+        return _store_refusal(req, movement, error)
     except IntegrityError as exc:
-        if violated_constraint(exc) == IDEMPOTENCY_CONSTRAINT:
-            return _replay_stored(req)
-        if req.reference is not None and violated_constraint(exc) == REFERENCE_CONSTRAINT:
-            original = find_reference_use(wallet_id=req.reference_wallet_id, reference=req.reference)
+        constraint = violated_constraint(exc)
+        if constraint == IDEMPOTENCY_CONSTRAINT:
+            return _replay_stored(req, movement)
+        if constraint == REFERENCE_CONSTRAINT and movement.reference is not None:
+            # Another request took the reference between our check and our write.
+            original = find_reference_use(wallet_id=movement.own_wallet_id, reference=movement.reference)
             if original is not None:
-                return _store_failure(req, duplicate_reference_error(*original))
+                return _store_refusal(req, movement, services.duplicate_reference_error(*original))
         violation = ledger_violation(exc)
         if violation is not None:
-            return _refuse_inconsistent(req, violation)
+            return _refuse_inconsistent(req, movement, violation)
         raise
 
 
-def _refuse_inconsistent(req: IdempotentRequest, violation: LedgerViolation) -> StoredResponse:
+def _record(req: IdempotentRequest, status: int, body: bytes, transfer_id: Any = None) -> IdempotencyRecord:
+    return IdempotencyRecord(
+        user_id=req.user_id,
+        key=req.key,
+        method=req.method,
+        path=req.path,
+        request_hash=req.request_hash,
+        status_code=status,
+        response_body=body,
+        transfer_id=transfer_id,
+        created_at=timezone.now(),
+    )
+
+
+def _replay_stored(req: IdempotentRequest, movement: Movement) -> StoredResponse:
+    record = IdempotencyRecord.objects.filter(user_id=req.user_id, key=req.key).first()
+    if record is None:  # the other request rolled back after all; ask the client to retry
+        metrics.record_idempotency("in_use")
+        raise IdempotencyKeyInUse("A request with this key is in progress; retry shortly.")
+    if (record.method, record.path, record.request_hash) != (req.method, req.path, req.request_hash):
+        metrics.record_idempotency("reused")
+        error = IdempotencyKeyReused("This Idempotency-Key was already used for a different request.")
+        with transaction.atomic():  # the movement's own transaction has rolled back
+            _audit_refusal(req, movement, error)
+        raise error
+    metrics.record_idempotency("replayed")
+    return StoredResponse(status=record.status_code, body=bytes(record.response_body), replayed=True)
+
+
+def _store_refusal(req: IdempotentRequest, movement: Movement, error: WalletError) -> StoredResponse:
+    """A final business refusal: stored under the key (so a retry replays it) and audited."""
+    body = render_problem(service_error_body(error))
+    try:
+        with transaction.atomic():
+            _record(req, error.status, body).save(force_insert=True)
+            _audit_refusal(req, movement, error)
+    except IntegrityError as exc:
+        if violated_constraint(exc) == IDEMPOTENCY_CONSTRAINT:
+            return _replay_stored(req, movement)
+        raise
+    # Counted once stored, so a repeat that is refused again (and replays) is not counted twice.
+    metrics.record_movement(
+        kind=movement.kind,
+        currency=getattr(error, "currency", ""),
+        outcome=error.code,
+        amount=movement.amount,
+    )
+    return StoredResponse(status=error.status, body=body, replayed=False)
+
+
+def _audit_refusal(req: IdempotentRequest, movement: Movement, error: WalletError, **extra: Any) -> None:
+    """A `money.failed` event for a refused movement; call inside a transaction."""
+    details = {
+        "kind": movement.kind,
+        "amount": str(movement.amount),
+        "source_wallet_id": movement.source_wallet_id,
+        "destination_wallet_id": movement.destination_wallet_id,
+        "reference": movement.reference,
+        **extra,
+    }
+    audit_record(
+        action=AuditEvent.Action.MONEY_FAILED,
+        actor_id=req.user_id,
+        target_type="wallet",
+        target_id=movement.own_wallet_id,
+        amount=movement.amount,
+        # Known once the wallets were read; a refusal before that (not found, same wallet,
+        # key reused) names no currency rather than guess one.
+        currency=getattr(error, "currency", "") or "",
+        outcome=error.code,
+        details={**{k: str(v) for k, v in details.items() if v is not None}, "detail": error.detail},
+    )
+
+
+def _refuse_inconsistent(
+    req: IdempotentRequest, movement: Movement, violation: LedgerViolation
+) -> StoredResponse:
     """A ledger trigger refused the commit, so nothing moved. Answer, log, count and audit it.
 
     Not stored under the key (see the module docstring). The answer does not name the
@@ -263,28 +259,24 @@ def _refuse_inconsistent(req: IdempotentRequest, violation: LedgerViolation) -> 
         "A wallet in this movement is under review, so nothing was moved. "
         "Retry later with the same Idempotency-Key."
     )
-    kind = req.audit_details.get("kind", "transfer")
-    looked_up = violation.wallet_id or _own_wallet_id(req)
-    error.currency = (
-        Wallet.objects.filter(pk=looked_up).values_list("currency", flat=True).first() or ""
-        if looked_up
-        else ""
-    )
+    looked_up = violation.wallet_id or movement.own_wallet_id
+    error.currency = Wallet.objects.filter(pk=looked_up).values_list("currency", flat=True).first() or ""
     logger.error(
         "ledger invariant %s refused a %s at commit; wallet %s needs an operator (docs/operations.md): %s",
         violation.check,
-        kind,
+        movement.kind,
         violation.wallet_id or "unknown",
         violation.message,
         extra={"wallet_id": violation.wallet_id, "transfer_id": violation.transfer_id},
     )
     metrics.record_ledger_violation(violation.check)
     metrics.record_movement(
-        kind=kind, currency=error.currency, outcome=error.code, amount=req.audit_details.get("amount", 0)
+        kind=movement.kind, currency=error.currency, outcome=error.code, amount=movement.amount
     )
     with transaction.atomic():
         _audit_refusal(
             req,
+            movement,
             error,
             check=violation.check,
             inconsistent_wallet_id=violation.wallet_id,

@@ -6,12 +6,13 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from django.db.models import F, Q, QuerySet
+from django.db.models import BigIntegerField, Case, F, OuterRef, Q, QuerySet, Subquery, Sum, Value, When
+from django.db.models.functions import Coalesce
 from django.db.models.lookups import Exact
 
 from foundation.cache import cached
+from transfers.errors import TransferNotFound
 from transfers.models import LedgerEntry, Transfer
-from wallets.errors import TransferNotFound
 from wallets.models import Wallet
 from wallets.selectors import wallet_check_owner
 
@@ -109,3 +110,43 @@ def transfer_get(*, transfer_id: UUID, user_id: int) -> Transfer:
     if data is None or user_id not in (data["source_owner_id"], data["destination_owner_id"]):
         raise TransferNotFound("No transfer with this id involves your wallets.")
     return Transfer(**{name: data[name] for name in _TRANSFER_FIELDS})
+
+
+def find_reference_use(
+    *, wallet_id: UUID, reference: str, owner_id: int | None = None
+) -> tuple[UUID, str] | None:
+    """(id, currency) of the transfer that used `reference` on the wallet.
+
+    With `owner_id`, only if that user owns the wallet.
+    """
+    found = Transfer.objects.filter(reference_wallet_id=wallet_id, reference=reference)
+    if owner_id is not None:
+        found = found.filter(reference_wallet__owner_id=owner_id)
+    return found.values_list("id", "currency").first()
+
+
+def system_wallet_balance(*, wallet_id: UUID) -> int:
+    """A system wallet's balance is the sum of its entries (it keeps no row balance)."""
+    return LedgerEntry.objects.filter(wallet_id=wallet_id).aggregate(total=Sum("amount"))["total"] or 0
+
+
+def with_ledger_balance(queryset: QuerySet[Wallet]) -> QuerySet[Wallet]:
+    """Annotate `ledger_balance`: a user wallet's stored balance, a system wallet's sum of entries.
+
+    One query for any number of rows: the sum is a subquery inside a CASE, which
+    PostgreSQL evaluates only for the system rows (one per currency).
+    """
+    entries = (
+        LedgerEntry.objects.filter(wallet_id=OuterRef("pk"))
+        .order_by()
+        .values("wallet_id")
+        .annotate(total=Sum("amount"))
+        .values("total")
+    )
+    return queryset.annotate(
+        ledger_balance=Case(
+            When(kind=Wallet.Kind.SYSTEM, then=Coalesce(Subquery(entries), Value(0))),
+            default=F("balance"),
+            output_field=BigIntegerField(),
+        )
+    )

@@ -1,4 +1,5 @@
 from rest_framework import serializers
+from rest_framework.renderers import JSONRenderer
 
 from foundation.serializers import (
     AmountField,
@@ -9,7 +10,8 @@ from foundation.serializers import (
     StrictUUIDField,
 )
 from transfers.models import LedgerEntry, Transfer
-from wallets.serializers import WalletSerializer
+from transfers.services import PreparedMovement
+from wallets.serializers import WalletSerializer, wallet_data
 
 
 class MovementSerializer(StrictSerializer):
@@ -71,3 +73,21 @@ class TransferFilterSerializer(QueryFilterSerializer):
 def transfer_data(transfer: Transfer) -> dict:
     """The transfer's public representation (cheaper than a serializer on the hot path)."""
     return {name: getattr(transfer, name) for name in Transfer.PUBLIC_FIELDS}
+
+
+_renderer = JSONRenderer()
+
+
+def render_json(data: object) -> bytes:
+    return _renderer.render(data)
+
+
+def movement_response_body(prepared: PreparedMovement) -> bytes:
+    """The 201 body of a money POST, rendered before the write so it is stored with the
+    idempotency record (and replayed byte for byte): a transfer for POST transfers,
+    `{transfer, wallet}` (the caller's wallet after the movement) for deposits and
+    withdrawals."""
+    transfer = transfer_data(prepared.transfer)
+    if prepared.movement.kind == Transfer.Kind.TRANSFER:
+        return render_json(transfer)
+    return render_json({"transfer": transfer, "wallet": wallet_data(prepared.own_wallet)})

@@ -1,39 +1,17 @@
+"""The project's URLs: each app's API under /api/v1/, the schema and docs, probes, metrics, admin."""
+
 from django.contrib import admin
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
-from rest_framework.routers import SimpleRouter
 
 from foundation.errors import api_not_found
 from foundation.health import healthz, readyz
 from foundation.metrics.view import metrics_view
-from transfers.api import TransferViewSet
-from users.api import LogoutView, MeView, RefreshView, RegisterView, TokenView
-from wallets.api import WalletViewSet
-
-
-class OptionalSlashRouter(SimpleRouter):
-    """Every route answers with and without a trailing slash (no redirects)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.trailing_slash = "/?"
-
-
-router = OptionalSlashRouter()
-router.register("wallets", WalletViewSet, basename="wallet")
-router.register("transfers", TransferViewSet, basename="transfer")
-
-auth_patterns = [
-    re_path(r"^register/?$", RegisterView.as_view(), name="register"),
-    re_path(r"^token/?$", TokenView.as_view(), name="token"),
-    re_path(r"^token/refresh/?$", RefreshView.as_view(), name="token-refresh"),
-    re_path(r"^logout/?$", LogoutView.as_view(), name="logout"),
-    re_path(r"^me/?$", MeView.as_view(), name="me"),
-]
 
 urlpatterns = [
-    path("api/v1/auth/", include(auth_patterns)),
-    path("api/v1/", include(router.urls)),
+    path("api/v1/auth/", include("users.urls")),
+    path("api/v1/", include("wallets.urls")),
+    path("api/v1/", include("transfers.urls")),
     re_path(r"^api/schema/?$", SpectacularAPIView.as_view(), name="schema"),
     re_path(r"^api/docs/?$", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     re_path(r"^healthz/?$", healthz, name="healthz"),

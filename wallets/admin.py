@@ -1,13 +1,9 @@
 from django.contrib import admin
 from django.db.models import QuerySet
-from django.http import HttpRequest
-from django.urls import reverse
-from django.utils.html import format_html
 
 from foundation.admin import short_id
 from wallets.currencies import format_major
 from wallets.models import Wallet
-from wallets.selectors import with_ledger_balance
 from wallets.services import wallet_set_status
 
 
@@ -28,9 +24,12 @@ class LedgerFilter(admin.SimpleListFilter):
         return queryset
 
 
-@admin.register(Wallet)
 class WalletAdmin(admin.ModelAdmin):
-    """Operators can find wallets and freeze/close them; balances are never edited here."""
+    """Operators can find wallets and freeze/close them; balances are never edited here.
+
+    Registered by transfers.admin, which adds what only the ledger knows: a system
+    wallet's balance (the sum of its entries) and the reconciliation findings.
+    """
 
     list_display = ["wallet", "owner", "kind", "shown_balance", "status", "ledger_ok", "created_at"]
     list_filter = [LedgerFilter, "kind", "currency", "status"]
@@ -43,33 +42,23 @@ class WalletAdmin(admin.ModelAdmin):
         "currency",
         "shown_balance",
         "inconsistent_since",
-        "discrepancies",
         "created_at",
         "updated_at",
     ]
     fields = [*readonly_fields[:4], "name", "status", *readonly_fields[4:]]
     show_full_result_count = False
 
-    def get_queryset(self, request: HttpRequest) -> QuerySet[Wallet]:
-        # System wallets keep no row balance: show the sum of their entries, in the same query.
-        return with_ledger_balance(super().get_queryset(request))
-
     @admin.display(description="Wallet", ordering="id")
     def wallet(self, wallet: Wallet) -> str:
         return short_id(wallet.id)
 
-    @admin.display(description="Balance", ordering="ledger_balance")
+    @admin.display(description="Balance", ordering="balance")
     def shown_balance(self, wallet: Wallet) -> str:
-        return format_major(wallet.ledger_balance, wallet.currency)
+        return format_major(wallet.balance, wallet.currency)
 
     @admin.display(description="Ledger OK", boolean=True, ordering="inconsistent_since")
     def ledger_ok(self, wallet: Wallet) -> bool:
         return wallet.inconsistent_since is None
-
-    @admin.display(description="Discrepancies found")
-    def discrepancies(self, wallet: Wallet) -> str:
-        url = reverse("admin:transfers_discrepancy_changelist")
-        return format_html('<a href="{}?q={}">Reconciliation findings for this wallet</a>', url, wallet.id)
 
     def save_model(self, request, obj: Wallet, form, change: bool) -> None:
         # Never write `balance` from a form: it may have moved since the page loaded.

@@ -11,8 +11,7 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from django.db.models import BigIntegerField, Case, F, OuterRef, QuerySet, Subquery, Sum, Value, When
-from django.db.models.functions import Coalesce
+from django.db.models import QuerySet
 
 from foundation.cache import cached
 from wallets.errors import WalletNotFound
@@ -55,27 +54,3 @@ def wallet_get(*, wallet_id: UUID, owner_id: int) -> Wallet:
     if row is None:
         raise WalletNotFound("No wallet with this id belongs to you.")
     return Wallet(**meta, **row)
-
-
-def with_ledger_balance(queryset: QuerySet[Wallet]) -> QuerySet[Wallet]:
-    """Annotate `ledger_balance`: a user wallet's stored balance, a system wallet's sum of entries.
-
-    One query for any number of rows: the sum is a subquery inside a CASE, which
-    PostgreSQL evaluates only for the system rows (one per currency).
-    """
-    from transfers.models import LedgerEntry
-
-    entries = (
-        LedgerEntry.objects.filter(wallet_id=OuterRef("pk"))
-        .order_by()
-        .values("wallet_id")
-        .annotate(total=Sum("amount"))
-        .values("total")
-    )
-    return queryset.annotate(
-        ledger_balance=Case(
-            When(kind=Wallet.Kind.SYSTEM, then=Coalesce(Subquery(entries), Value(0))),
-            default=F("balance"),
-            output_field=BigIntegerField(),
-        )
-    )

@@ -504,7 +504,7 @@ def main_workload(args: argparse.Namespace) -> int:
 
     from transfers import services
     from users.models import User
-    from wallets.errors import InsufficientFunds
+    from transfers.errors import InsufficientFunds
     from wallets.services import wallet_create
 
     rng = random.Random(f"pitr-{args.phase}")  # noqa: S311 test data, not secrets

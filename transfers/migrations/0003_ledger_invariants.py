@@ -1,6 +1,5 @@
 """Ledger invariants enforced by the database itself, whatever the caller.
 
-PostgreSQL (the real database):
 - transfers and ledger entries are append-only: UPDATE and DELETE are rejected;
 - at commit (deferred constraint triggers), every new transfer has exactly two
   legs, -amount on its source and +amount on its destination, summing to zero,
@@ -13,156 +12,27 @@ PostgreSQL (the real database):
 Column-level rules (amount > 0, user balance >= 0, uniqueness) are
 CheckConstraint/UniqueConstraint on the models.
 
-SQLite (only the embedded development default) gets the append-only rule.
+The SQL is in sql/; the append-only trigger function comes from audit.0002.
 """
+
+from pathlib import Path
 
 from django.db import migrations
 
-from foundation.migration_ops import VendorSQL
-
-PG_FORWARD = r"""
-CREATE FUNCTION ledger_reject_change() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    RAISE EXCEPTION '% is append-only: % rejected', TG_TABLE_NAME, TG_OP
-        USING ERRCODE = 'restrict_violation';
-END $$;
-
-CREATE TRIGGER transfer_append_only BEFORE UPDATE OR DELETE ON transfers_transfer
-    FOR EACH ROW EXECUTE FUNCTION ledger_reject_change();
-CREATE TRIGGER entry_append_only BEFORE UPDATE OR DELETE ON transfers_ledgerentry
-    FOR EACH ROW EXECUTE FUNCTION ledger_reject_change();
-
-CREATE FUNCTION ledger_check_transfer() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE
-    t transfers_transfer%ROWTYPE;
-    n integer; total numeric; src_ok integer; dst_ok integer; bad_types integer;
-    src_kind text; src_currency text; dst_kind text; dst_currency text;
-BEGIN
-    SELECT * INTO t FROM transfers_transfer WHERE id = NEW.id;
-    SELECT count(*), coalesce(sum(e.amount), 0),
-           count(*) FILTER (WHERE e.wallet_id = t.source_wallet_id AND e.amount = -t.amount),
-           count(*) FILTER (WHERE e.wallet_id = t.destination_wallet_id AND e.amount = t.amount),
-           count(*) FILTER (WHERE NOT (
-                (t.kind = 'deposit' AND e.type = 'deposit')
-             OR (t.kind = 'withdrawal' AND e.type = 'withdrawal')
-             OR (t.kind = 'transfer' AND e.type = CASE WHEN e.amount < 0 THEN 'transfer_out' ELSE 'transfer_in' END)))
-      INTO n, total, src_ok, dst_ok, bad_types
-      FROM transfers_ledgerentry e WHERE e.transfer_id = t.id;
-    IF n <> 2 OR total <> 0 OR src_ok <> 1 OR dst_ok <> 1 THEN
-        RAISE EXCEPTION 'transfer % is unbalanced: % legs summing to %', t.id, n, total
-            USING ERRCODE = 'check_violation';
-    END IF;
-    IF bad_types <> 0 THEN
-        RAISE EXCEPTION 'transfer % has legs whose type does not fit kind %', t.id, t.kind
-            USING ERRCODE = 'check_violation';
-    END IF;
-    SELECT kind, currency INTO src_kind, src_currency FROM wallets_wallet WHERE id = t.source_wallet_id;
-    SELECT kind, currency INTO dst_kind, dst_currency FROM wallets_wallet WHERE id = t.destination_wallet_id;
-    IF src_currency <> t.currency OR dst_currency <> t.currency THEN
-        RAISE EXCEPTION 'transfer % crosses currencies', t.id USING ERRCODE = 'check_violation';
-    END IF;
-    IF NOT ((t.kind = 'deposit' AND src_kind = 'system' AND dst_kind = 'user')
-         OR (t.kind = 'withdrawal' AND src_kind = 'user' AND dst_kind = 'system')
-         OR (t.kind = 'transfer' AND src_kind = 'user' AND dst_kind = 'user')) THEN
-        RAISE EXCEPTION 'transfer % of kind % cannot go from a % wallet to a % wallet',
-            t.id, t.kind, src_kind, dst_kind USING ERRCODE = 'check_violation';
-    END IF;
-    RETURN NULL;
-END $$;
-
-CREATE CONSTRAINT TRIGGER transfer_balanced AFTER INSERT ON transfers_transfer
-    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION ledger_check_transfer();
-
-CREATE FUNCTION ledger_check_entry() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE
-    n integer; total numeric; w_kind text; w_balance bigint; prev bigint;
-BEGIN
-    SELECT count(*), coalesce(sum(amount), 0) INTO n, total
-      FROM transfers_ledgerentry WHERE transfer_id = NEW.transfer_id;
-    IF n <> 2 OR total <> 0 THEN
-        RAISE EXCEPTION 'transfer % is unbalanced: % legs summing to %', NEW.transfer_id, n, total
-            USING ERRCODE = 'check_violation';
-    END IF;
-    SELECT kind, balance INTO w_kind, w_balance FROM wallets_wallet WHERE id = NEW.wallet_id;
-    IF w_kind = 'system' THEN
-        IF NEW.balance_after IS NOT NULL THEN
-            RAISE EXCEPTION 'system wallet legs carry no balance_after (entry %)', NEW.id
-                USING ERRCODE = 'check_violation';
-        END IF;
-        RETURN NULL;
-    END IF;
-    SELECT balance_after INTO prev FROM transfers_ledgerentry
-     WHERE wallet_id = NEW.wallet_id AND id < NEW.id ORDER BY id DESC LIMIT 1;
-    IF NEW.balance_after IS DISTINCT FROM coalesce(prev, 0) + NEW.amount THEN
-        RAISE EXCEPTION 'entry % breaks the running balance of wallet % (% + % <> %)',
-            NEW.id, NEW.wallet_id, coalesce(prev, 0), NEW.amount, NEW.balance_after
-            USING ERRCODE = 'check_violation';
-    END IF;
-    IF NOT EXISTS (SELECT 1 FROM transfers_ledgerentry WHERE wallet_id = NEW.wallet_id AND id > NEW.id)
-       AND w_balance <> NEW.balance_after THEN
-        RAISE EXCEPTION 'wallet % balance % does not match its latest entry (%)',
-            NEW.wallet_id, w_balance, NEW.balance_after USING ERRCODE = 'check_violation';
-    END IF;
-    RETURN NULL;
-END $$;
-
-CREATE CONSTRAINT TRIGGER entry_balanced AFTER INSERT ON transfers_ledgerentry
-    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION ledger_check_entry();
-
-CREATE FUNCTION wallet_check_balance() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE
-    current_balance bigint; current_kind text; latest bigint;
-BEGIN
-    -- Deferred: read the row as it is at commit, not as it was when the trigger queued.
-    SELECT kind, balance INTO current_kind, current_balance FROM wallets_wallet WHERE id = NEW.id;
-    IF NOT FOUND OR current_kind <> 'user' THEN
-        RETURN NULL;
-    END IF;
-    SELECT balance_after INTO latest FROM transfers_ledgerentry
-     WHERE wallet_id = NEW.id ORDER BY id DESC LIMIT 1;
-    IF current_balance <> coalesce(latest, 0) THEN
-        RAISE EXCEPTION 'wallet % balance % does not match its ledger (%)', NEW.id, current_balance, coalesce(latest, 0)
-            USING ERRCODE = 'check_violation';
-    END IF;
-    RETURN NULL;
-END $$;
-
-CREATE CONSTRAINT TRIGGER wallet_balance_matches_ledger AFTER INSERT OR UPDATE OF balance ON wallets_wallet
-    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION wallet_check_balance();
-"""
-
-PG_REVERSE = r"""
-DROP TRIGGER IF EXISTS wallet_balance_matches_ledger ON wallets_wallet;
-DROP FUNCTION IF EXISTS wallet_check_balance();
-DROP TRIGGER IF EXISTS entry_balanced ON transfers_ledgerentry;
-DROP FUNCTION IF EXISTS ledger_check_entry();
-DROP TRIGGER IF EXISTS transfer_balanced ON transfers_transfer;
-DROP FUNCTION IF EXISTS ledger_check_transfer();
-DROP TRIGGER IF EXISTS entry_append_only ON transfers_ledgerentry;
-DROP TRIGGER IF EXISTS transfer_append_only ON transfers_transfer;
-DROP FUNCTION IF EXISTS ledger_reject_change();
-"""
-
-SQLITE_FORWARD = [
-    f"CREATE TRIGGER {table}_no_{op.lower()} BEFORE {op} ON {table} "
-    f"BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END;"
-    for table in ("transfers_transfer", "transfers_ledgerentry")
-    for op in ("UPDATE", "DELETE")
-]
-SQLITE_REVERSE = [
-    f"DROP TRIGGER IF EXISTS {table}_no_{op.lower()};"
-    for table in ("transfers_transfer", "transfers_ledgerentry")
-    for op in ("UPDATE", "DELETE")
-]
+SQL = Path(__file__).resolve().parent / "sql"
 
 
 class Migration(migrations.Migration):
     dependencies = [
         ("transfers", "0002_initial"),
         ("wallets", "0001_initial"),
+        # ledger_reject_change(), the append-only trigger function, is defined there.
+        ("audit", "0002_append_only"),
     ]
 
     operations = [
-        VendorSQL("postgresql", PG_FORWARD, PG_REVERSE),
-        VendorSQL("sqlite", SQLITE_FORWARD, SQLITE_REVERSE),
+        migrations.RunSQL(
+            (SQL / "0003_ledger_invariants.sql").read_text(),
+            (SQL / "0003_ledger_invariants_reverse.sql").read_text(),
+        ),
     ]

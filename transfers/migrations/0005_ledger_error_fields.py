@@ -3,14 +3,12 @@
 Same checks as transfers.0003; each error raised now carries CONSTRAINT (the
 constraint trigger's name) and DETAIL (`wallet_id=<uuid>` / `transfer_id=<uuid>`),
 which the money path reads to answer `ledger_inconsistent` instead of failing
-(transfers/db.py `ledger_violation`). The SQL lives next to this file in sql/.
+(transfers/ledger_errors.py `ledger_violation`). The SQL lives next to this file in sql/.
 """
 
 from pathlib import Path
 
 from django.db import migrations
-
-from foundation.migration_ops import VendorSQL
 
 SQL = Path(__file__).resolve().parent / "sql"
 
@@ -21,8 +19,7 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        VendorSQL(
-            "postgresql",
+        migrations.RunSQL(
             (SQL / "0005_ledger_errors.sql").read_text(),
             (SQL / "0005_ledger_errors_reverse.sql").read_text(),
         ),

@@ -5,7 +5,7 @@ import pytest
 from django.db import connection
 
 from conftest import idem
-from transfers import idempotency
+from transfers import services
 from transfers.models import IdempotencyRecord, Transfer
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -25,11 +25,9 @@ def kill_current_backend() -> None:
 def test_a_lost_connection_before_the_movement_is_retried_once(
     make_user, make_wallet, api_client, monkeypatch
 ):
-    from transfers import services
-
     user = make_user()
     wallet = make_wallet(user, balance=1000)
-    original = services._lock
+    original = services._lock_and_check
     calls = {"n": 0}
 
     def flaky_lock(m):
@@ -38,7 +36,7 @@ def test_a_lost_connection_before_the_movement_is_retried_once(
             kill_current_backend()
         return original(m)
 
-    monkeypatch.setattr(services, "_lock", flaky_lock)
+    monkeypatch.setattr(services, "_lock_and_check", flaky_lock)
     response = api_client(user).post(
         f"/api/v1/wallets/{wallet.id}/withdrawals", {"amount": 300}, format="json", **idem()
     )
@@ -55,16 +53,17 @@ def test_a_connection_lost_before_commit_rolls_back_and_runs_exactly_once(
 ):
     user = make_user()
     wallet = make_wallet(user, balance=1000)
-    original = idempotency._record
+    original = services.PreparedMovement.write
     calls = {"n": 0}
 
-    def dying_record(req, status, body, transfer_id):
-        original(req, status, body, transfer_id)
+    def dying_write(prepared, **kwargs):
+        transfer = original(prepared, **kwargs)  # the movement and its idempotency record
         calls["n"] += 1
         if calls["n"] == 1:
             kill_current_backend()  # the COMMIT that follows never reaches the server
+        return transfer
 
-    monkeypatch.setattr(idempotency, "_record", dying_record)
+    monkeypatch.setattr(services.PreparedMovement, "write", dying_write)
     key = idem()
     response = api_client(user).post(
         f"/api/v1/wallets/{wallet.id}/withdrawals", {"amount": 250}, format="json", **key

@@ -93,8 +93,7 @@ TEMPLATES = [
 ]
 
 # --- Database -----------------------------------------------------------------
-# DATABASE_URL selects the database. PostgreSQL is the real database; SQLite is
-# only the embedded default of `make run` (see settings.local).
+# DATABASE_URL selects the PostgreSQL database (`make run` sets it to its embedded one).
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/wallet"
 DATABASE_URL = os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL)
 # A persistent connection is not pinged before each request unless DB_CONN_HEALTH_CHECKS
@@ -119,10 +118,6 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     _options["server_side_binding"] = env_bool("DB_SERVER_SIDE_BINDING", True)
     _options["prepare_threshold"] = env_int("DB_PREPARE_THRESHOLD", 5) or None
     DATABASES["default"]["OPTIONS"]["options"] = f"-c lock_timeout={env_int('DB_LOCK_TIMEOUT_MS', 5000)}"
-elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # Serialize writers at BEGIN so two requests never race to upgrade a read lock.
-    DATABASES["default"]["OPTIONS"] = {"transaction_mode": "IMMEDIATE", "timeout": 20}
-    DATABASES["default"]["CONN_MAX_AGE"] = 0
 
 # Optional read replica (a hot standby): only history and transfer lists read from it,
 # never a money decision and never right after the caller's own write (docs/failover.md).

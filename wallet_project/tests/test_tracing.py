@@ -37,7 +37,7 @@ from users.models import User
 from wallet_project.celery import app as celery_app
 from wallet_project.tests.celery_worker import celery_worker as start_worker
 from wallet_project.tests.celery_worker import tail
-from wallets.errors import InsufficientFunds
+from transfers.errors import InsufficientFunds
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 READY_TIMEOUT = 30  # seconds for the worker to answer a ping
