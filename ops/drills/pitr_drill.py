@@ -503,8 +503,8 @@ def main_workload(args: argparse.Namespace) -> int:
     from django.db import connection
 
     from transfers import services
-    from users.models import User
     from transfers.errors import InsufficientFunds
+    from users.models import User
     from wallets.services import wallet_create
 
     rng = random.Random(f"pitr-{args.phase}")  # noqa: S311 test data, not secrets

@@ -32,12 +32,12 @@ from opentelemetry.trace import SpanKind, StatusCode
 from conftest import assert_problem, idem
 from foundation.logging import JSON_FIELDS, ContextFilter, JsonLineFormatter
 from foundation.tracing import command_span, configure_tracing, install_in_memory_exporter, movement_span
+from transfers.errors import InsufficientFunds
 from transfers.tasks import reconcile_ledger
 from users.models import User
 from wallet_project.celery import app as celery_app
 from wallet_project.tests.celery_worker import celery_worker as start_worker
 from wallet_project.tests.celery_worker import tail
-from transfers.errors import InsufficientFunds
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 READY_TIMEOUT = 30  # seconds for the worker to answer a ping
