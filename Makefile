@@ -34,6 +34,7 @@ test: $(VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/bandit -c bandit.yaml -r . -q
+	$(BIN)/lint-imports
 	$(BIN)/python manage.py makemigrations --check --dry-run --settings=wallet_project.settings.test
 	$(BIN)/pytest
 
@@ -72,6 +73,7 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/bandit -c bandit.yaml -r . -q
+	$(BIN)/lint-imports
 
 ## make audit: known vulnerabilities in the pinned requirements (needs network; CI does not run it)
 audit: $(VENV)/.installed

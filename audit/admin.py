@@ -2,7 +2,7 @@ from django.contrib import admin
 
 from audit.models import AuditEvent
 from foundation.admin import ReadOnlyAdmin, short_id
-from wallets.currencies import ISO_4217_EXPONENTS, format_major
+from foundation.currencies import ISO_4217_EXPONENTS, format_major
 
 
 @admin.register(AuditEvent)

@@ -5,10 +5,10 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from foundation.admin import ReadOnlyAdmin, short_id
+from foundation.currencies import format_major
 from transfers.models import Discrepancy, IdempotencyRecord, LedgerEntry, ReconciliationRun, Transfer
 from transfers.selectors import with_ledger_balance
 from wallets.admin import WalletAdmin
-from wallets.currencies import format_major
 from wallets.models import Wallet
 
 

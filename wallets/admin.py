@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.db.models import QuerySet
 
 from foundation.admin import short_id
-from wallets.currencies import format_major
+from foundation.currencies import format_major
 from wallets.models import Wallet
 from wallets.services import wallet_set_status
 

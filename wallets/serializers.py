@@ -2,8 +2,8 @@ from typing import Any
 
 from rest_framework import serializers
 
+from foundation.currencies import supported_currencies
 from foundation.serializers import StrictCharField, StrictChoiceField, StrictSerializer
-from wallets.currencies import supported_currencies
 from wallets.models import Wallet
 
 

@@ -12,7 +12,7 @@ from django.utils import timezone
 from audit.models import AuditEvent
 from audit.services import audit_record
 from foundation.cache import invalidate_on_commit
-from wallets.currencies import supported_currencies
+from foundation.currencies import supported_currencies
 from wallets.errors import UnsupportedCurrency, WalletNotFound
 from wallets.models import Wallet
 from wallets.selectors import WALLET_META

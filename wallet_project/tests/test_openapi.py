@@ -14,9 +14,9 @@ import pytest
 from django.conf import settings
 from django.test import Client
 
+from foundation.currencies import supported_currencies
 from foundation.errors import PROBLEM_CONTENT_TYPE
 from transfers.idempotency import KEY_PATTERN
-from wallets.currencies import supported_currencies
 
 MONEY_POSTS = ["v1_wallets_deposits_create", "v1_wallets_withdrawals_create", "v1_transfers_create"]
 PUBLIC = {
