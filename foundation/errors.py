@@ -52,12 +52,6 @@ class ValidationFailed(ServiceError):
         super().__init__(detail or "The request has invalid fields.", errors=errors)
 
 
-class NotFound(ServiceError):
-    code = "not_found"
-    status = 404
-    title = "Not found"
-
-
 class RateLimitUnavailable(ServiceError):
     code = "rate_limit_unavailable"
     status = 503

@@ -26,6 +26,9 @@ import threading
 import time
 from typing import Any
 
+from django.conf import settings
+from django_redis import get_redis_connection
+
 from foundation.metrics import registry as metrics
 
 logger = logging.getLogger(__name__)
@@ -118,15 +121,14 @@ redis_health = StoreHealth("Redis")
 
 def _cache_alias(client: Any) -> str:
     """The cache alias whose connection pool `client` (a redis-py client) uses, or "cache"."""
-    from django.conf import settings
-    from django.core.cache import caches
-
     pool = getattr(client, "connection_pool", None)
-    for alias in settings.CACHES:
-        backend_client = getattr(caches[alias], "client", None)
-        get_client = getattr(backend_client, "get_client", None)
-        # get_client() builds the redis-py client for the alias's pool; it does no I/O.
-        if pool is not None and get_client is not None and get_client(write=True).connection_pool is pool:
+    if pool is None:
+        return "cache"
+    for alias, config in settings.CACHES.items():
+        if not config["BACKEND"].startswith("django_redis."):
+            continue
+        # Builds the redis-py client for the alias's pool; it does no I/O.
+        if get_redis_connection(alias, write=True).connection_pool is pool:
             return alias
     return "cache"
 

@@ -11,7 +11,7 @@ class Transfer(models.Model):
 
     Each transfer has exactly two LedgerEntry rows, -amount on the source and
     +amount on the destination. Both tables are append-only; PostgreSQL enforces
-    that, the zero sum and the legs' shape (migrations 0002).
+    that, the zero sum and the legs' shape (migration 0003, its SQL in migrations/sql/).
     """
 
     class Kind(models.TextChoices):
@@ -126,7 +126,7 @@ class LedgerEntry(models.Model):
             ),
             # Transfer legs have a fixed sign. Deposit and withdrawal legs are named
             # after the movement on both sides (the system leg has the opposite sign);
-            # the deferred trigger in 0002 checks each leg against its transfer.
+            # the deferred trigger of 0003 checks each leg against its transfer.
             models.CheckConstraint(
                 condition=~Q(type="transfer_in") | Q(amount__gt=0), name="entry_transfer_in_positive"
             ),

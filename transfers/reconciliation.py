@@ -93,11 +93,6 @@ HAVING SUM(e.amount) <> 0
 """
 
 
-def _db_ids(ids: list[UUID]) -> list:
-    field = Wallet._meta.pk
-    return [field.get_db_prep_value(value, connection) for value in ids]
-
-
 def _batches(queryset, batch_size: int) -> Iterator[list[UUID]]:
     """Keyset-paginate primary keys: each batch is a fresh, short query."""
     last = None
@@ -128,12 +123,11 @@ def _previous_run_start() -> datetime | None:
 def _check_wallets(run: ReconciliationRun, ids: list[UUID]) -> list[Discrepancy]:
     found: list[Discrepancy] = []
     placeholders = ", ".join(["%s"] * len(ids))
-    params = _db_ids(ids)
+    params = list(ids)
     with connection.cursor() as cursor:
         cursor.execute(_WALLET_SQL.format(ids=placeholders), params + params)
         rows = cursor.fetchall()
     for wallet_id, kind, currency, balance, total, count, breaks, first_break in rows:
-        wallet_id = UUID(str(wallet_id))
         run.entries_checked += int(count)
         if kind == Wallet.Kind.USER and int(balance) != int(total):
             found.append(
@@ -161,8 +155,7 @@ def _check_wallets(run: ReconciliationRun, ids: list[UUID]) -> list[Discrepancy]
             )
         if int(breaks):
             with connection.cursor() as cursor:
-                db_id = _db_ids([wallet_id])[0]
-                cursor.execute(_BREAK_SQL, [db_id, first_break, first_break])
+                cursor.execute(_BREAK_SQL, [wallet_id, first_break, first_break])
                 entry_id, transfer_id, running, balance_after = cursor.fetchone()
             found.append(
                 Discrepancy(
@@ -170,7 +163,7 @@ def _check_wallets(run: ReconciliationRun, ids: list[UUID]) -> list[Discrepancy]
                     kind=Discrepancy.Kind.RUNNING_BALANCE,
                     wallet_id=wallet_id,
                     entry_id=entry_id,
-                    transfer_id=UUID(str(transfer_id)),
+                    transfer_id=transfer_id,
                     currency=currency,
                     expected=Decimal(int(running)) if kind == Wallet.Kind.USER else Decimal(0),
                     actual=Decimal(int(balance_after)) if balance_after is not None else Decimal(0),
@@ -183,13 +176,13 @@ def _check_wallets(run: ReconciliationRun, ids: list[UUID]) -> list[Discrepancy]
 def _check_transfers(run: ReconciliationRun, ids: list[UUID]) -> list[Discrepancy]:
     placeholders = ", ".join(["%s"] * len(ids))
     with connection.cursor() as cursor:
-        cursor.execute(_TRANSFER_SQL.format(ids=placeholders), _db_ids(ids))
+        cursor.execute(_TRANSFER_SQL.format(ids=placeholders), list(ids))
         rows = cursor.fetchall()
     return [
         Discrepancy(
             run=run,
             kind=Discrepancy.Kind.UNBALANCED_TRANSFER,
-            transfer_id=UUID(str(transfer_id)),
+            transfer_id=transfer_id,
             currency=currency,
             expected=Decimal(0),
             actual=Decimal(int(total)),

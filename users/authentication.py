@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.db import DEFAULT_DB_ALIAS
 from drf_spectacular.contrib.rest_framework_simplejwt import SimpleJWTScheme
 from rest_framework.request import Request
 from rest_framework_simplejwt.authentication import JWTAuthentication
@@ -23,7 +24,8 @@ from foundation.context import user_id_var
 
 USER_AUTH_CACHE = "user-auth"
 USER_AUTH_TIMEOUT = 60  # bounds staleness should an invalidation be lost while Redis flaps
-_USER_FIELDS = ("id", "username", "email", "is_active", "is_staff", "is_superuser", "date_joined")
+# In the model's field order: Model.from_db() takes the values of a partial load in that order.
+_USER_FIELDS = ("id", "is_superuser", "username", "is_staff", "is_active", "date_joined", "email")
 
 
 def _load_user(user_id: Any) -> dict[str, Any] | None:
@@ -41,10 +43,8 @@ class ContextJWTAuthentication(JWTAuthentication):
             raise AuthenticationFailed("User not found", code="user_not_found")
         if not data["is_active"]:
             raise AuthenticationFailed("User is inactive", code="user_inactive")
-        user = get_user_model()(**data)
-        user._state.adding = False
-        user._state.db = "default"
-        return user
+        # from_db: an instance as the ORM loads one (saved, from the default database).
+        return get_user_model().from_db(DEFAULT_DB_ALIAS, _USER_FIELDS, [data[name] for name in _USER_FIELDS])
 
     def authenticate(self, request: Request):  # type: ignore[override]
         result = super().authenticate(request)

@@ -3,7 +3,8 @@
 import pytest
 
 from foundation.cache import peek
-from users.authentication import USER_AUTH_CACHE
+from users.authentication import _USER_FIELDS, USER_AUTH_CACHE
+from users.models import User
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -39,3 +40,9 @@ def test_authenticated_requests_need_no_user_query_once_cached(
     with django_assert_num_queries(0):
         response = client.get("/api/v1/auth/me")
     assert response.json()["username"] == user.username
+
+
+def test_the_cached_columns_follow_the_models_field_order():
+    # Model.from_db() maps a partial load's values onto the model's fields in their order.
+    order = [field.attname for field in User._meta.concrete_fields]
+    assert sorted(_USER_FIELDS, key=order.index) == list(_USER_FIELDS)
