@@ -196,6 +196,18 @@ class TransferViewSet(viewsets.GenericViewSet):
         return money_response(request, key, movement)
 
 
+def movement_schema(*, name: str, example: dict, reference: str):
+    """The OpenAPI of a deposit or withdrawal: Idempotency-Key, body, answers, two examples."""
+    return extend_schema(
+        parameters=[IDEMPOTENCY_PARAMETER],
+        request=MovementSerializer,
+        responses={201: MovementResultSerializer, **MOVEMENT_PROBLEMS},
+        examples=request_examples(
+            **{name: example}, with_a_reference={"amount": example["amount"], "reference": reference}
+        ),
+    )
+
+
 class HistoryPagination(KeysetPagination):
     # ORDER BY wallet_id, id DESC: exactly entry_wallet_id_idx (wallet_id, id DESC), so every
     # page reads that index, the last one included (transfers.selectors.wallet_history
@@ -235,28 +247,12 @@ class WalletMoneyViewSet(viewsets.GenericViewSet):
             data = LedgerEntrySerializer(page, many=True).data
         return self.get_paginated_response(data)
 
-    @extend_schema(
-        parameters=[IDEMPOTENCY_PARAMETER],
-        request=MovementSerializer,
-        responses={201: MovementResultSerializer, **MOVEMENT_PROBLEMS},
-        examples=request_examples(
-            deposit={"amount": 2500, "description": "top-up"},
-            with_a_reference={"amount": 2500, "reference": "topup-2024-0001"},
-        ),
-    )
+    @movement_schema(name="deposit", example={"amount": 2500, "description": "top-up"}, reference="topup-2024-0001")
     @action(detail=True, methods=["post"], url_path="deposits")
     def deposits(self, request: Request, pk: str) -> HttpResponse:
         return self._own_wallet_movement(request, pk, Transfer.Kind.DEPOSIT)
 
-    @extend_schema(
-        parameters=[IDEMPOTENCY_PARAMETER],
-        request=MovementSerializer,
-        responses={201: MovementResultSerializer, **MOVEMENT_PROBLEMS},
-        examples=request_examples(
-            withdrawal={"amount": 500, "description": "cash"},
-            with_a_reference={"amount": 500, "reference": "payout-2024-0001"},
-        ),
-    )
+    @movement_schema(name="withdrawal", example={"amount": 500, "description": "cash"}, reference="payout-2024-0001")
     @action(detail=True, methods=["post"], url_path="withdrawals")
     def withdrawals(self, request: Request, pk: str) -> HttpResponse:
         return self._own_wallet_movement(request, pk, Transfer.Kind.WITHDRAWAL)
