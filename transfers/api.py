@@ -247,12 +247,16 @@ class WalletMoneyViewSet(viewsets.GenericViewSet):
             data = LedgerEntrySerializer(page, many=True).data
         return self.get_paginated_response(data)
 
-    @movement_schema(name="deposit", example={"amount": 2500, "description": "top-up"}, reference="topup-2024-0001")
+    @movement_schema(
+        name="deposit", example={"amount": 2500, "description": "top-up"}, reference="topup-2024-0001"
+    )
     @action(detail=True, methods=["post"], url_path="deposits")
     def deposits(self, request: Request, pk: str) -> HttpResponse:
         return self._own_wallet_movement(request, pk, Transfer.Kind.DEPOSIT)
 
-    @movement_schema(name="withdrawal", example={"amount": 500, "description": "cash"}, reference="payout-2024-0001")
+    @movement_schema(
+        name="withdrawal", example={"amount": 500, "description": "cash"}, reference="payout-2024-0001"
+    )
     @action(detail=True, methods=["post"], url_path="withdrawals")
     def withdrawals(self, request: Request, pk: str) -> HttpResponse:
         return self._own_wallet_movement(request, pk, Transfer.Kind.WITHDRAWAL)
