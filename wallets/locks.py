@@ -22,15 +22,20 @@ from django.db import DEFAULT_DB_ALIAS, connection
 from wallets.models import Wallet
 
 # What the money path reads of a locked wallet: its checks (owner, kind, currency,
-# status, balance) and the wallet's part of the response.
+# status, balance) and the wallet's part of the response. The statements below select
+# exactly these, in this order (wallets/tests/test_locks.py holds them to it).
 LOCKED_FIELDS = ("id", "owner_id", "kind", "currency", "name", "balance", "status", "created_at")
 
-_SELECT = f"SELECT {', '.join(LOCKED_FIELDS)} FROM wallets_wallet WHERE kind = 'user' AND "  # noqa: S608
-_ORDER_AND_LOCK = " ORDER BY id FOR NO KEY UPDATE"
 # The caller's wallet, if the caller owns it.
-LOCK_OWN_SQL = _SELECT + "(id = %s AND owner_id = %s)" + _ORDER_AND_LOCK
+LOCK_OWN_SQL = (
+    "SELECT id, owner_id, kind, currency, name, balance, status, created_at FROM wallets_wallet"
+    " WHERE kind = 'user' AND (id = %s AND owner_id = %s) ORDER BY id FOR NO KEY UPDATE"
+)
 # The caller's wallet, if the caller owns it, and another user wallet (a transfer's destination).
-LOCK_OWN_AND_OTHER_SQL = _SELECT + "((id = %s AND owner_id = %s) OR id = %s)" + _ORDER_AND_LOCK
+LOCK_OWN_AND_OTHER_SQL = (
+    "SELECT id, owner_id, kind, currency, name, balance, status, created_at FROM wallets_wallet"
+    " WHERE kind = 'user' AND ((id = %s AND owner_id = %s) OR id = %s) ORDER BY id FOR NO KEY UPDATE"
+)
 
 
 def wallets_lock_for_movement(
