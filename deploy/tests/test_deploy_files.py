@@ -11,6 +11,7 @@ compilers, and gunicorn stops gracefully within the time compose gives it.
 
 from __future__ import annotations
 
+import ast
 import fnmatch
 import json
 import os
@@ -352,6 +353,40 @@ def test_app_env_example_passes_the_production_settings_checks():
     for name in ("DJANGO_SECRET_KEY", "JWT_SIGNING_KEY", "DATABASE_URL", "DJANGO_ALLOWED_HOSTS", "REDIS_URL"):
         assert name in env, f"deploy/env.example does not mention {name}"
     assert env["DATABASE_URL"].startswith("postgres://")
+
+
+def settings_variables() -> set[str]:
+    """Every environment variable wallet_project/settings/*.py reads, found in the source.
+
+    A read is the first argument of env(...), env.<cast>(...), env_items(...), secret(...),
+    os.environ.get(...) or os.getenv(...), or the left side of `"NAME" in env`.
+    """
+    readers = {"env", "env_items", "secret", "getenv"}
+    names = set()
+    for path in (BASE_DIR / "wallet_project" / "settings").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and node.args:
+                func = node.func
+                called = ast.unparse(func.value if isinstance(func, ast.Attribute) else func)
+                called_name = func.attr if isinstance(func, ast.Attribute) else called
+                is_read = called in ("env", "os.environ") or called_name in readers
+                first = node.args[0]
+                if is_read and isinstance(first, ast.Constant) and isinstance(first.value, str):
+                    names.add(first.value)
+            elif isinstance(node, ast.Compare) and isinstance(node.ops[0], ast.In):
+                container = ast.unparse(node.comparators[0])
+                if container in ("env", "os.environ") and isinstance(node.left, ast.Constant):
+                    names.add(node.left.value)
+    return names
+
+
+def test_env_example_documents_every_variable_the_settings_read():
+    documented = set(read_env_file(BASE_DIR / ".env.example"))
+    read = settings_variables()
+
+    # The scan itself finds reads of each kind (typed, list, secret, presence).
+    assert {"DATABASE_URL", "DB_CONN_MAX_AGE", "DJANGO_ALLOWED_HOSTS", "JWT_SIGNING_KEY", "REDIS_URL"} <= read
+    assert not read - documented, f".env.example does not document {sorted(read - documented)}"
 
 
 def test_app_env_example_leaves_the_metrics_directory_to_the_image():

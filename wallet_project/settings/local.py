@@ -1,26 +1,17 @@
 """`make run`: the development server on the database scripts/devserver.py chose.
 
-That is the embedded PostgreSQL unless DATABASE_URL named another one.
+That is the embedded PostgreSQL unless DATABASE_URL named another one. DEBUG is on unless
+DJANGO_DEBUG says otherwise; static files come from Django's finders (base's default).
 """
 
-import os
+from .base import *  # noqa: F403
+from .environment import env
 
-os.environ.setdefault("DJANGO_DEBUG", "true")
+DEBUG = env.bool("DJANGO_DEBUG", default=True)
 
 # Without REDIS_URL the embedded default needs no Redis: tasks run inline and the
 # cache and rate-limit counters live in process memory.
-_use_redis = "REDIS_URL" in os.environ
-
-from .base import *  # noqa: E402,F403
-
-STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-}
-# WhiteNoise serves collected files in production; here Django's finders do.
-MIDDLEWARE = [m for m in MIDDLEWARE if not m.startswith("whitenoise.")]  # noqa: F405
-
-if not _use_redis:
+if "REDIS_URL" not in env:
     CELERY_TASK_ALWAYS_EAGER = True
     CELERY_BROKER_URL = "memory://"
     CELERY_RESULT_BACKEND = "cache+memory://"

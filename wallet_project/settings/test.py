@@ -1,23 +1,20 @@
-"""The test suite: PostgreSQL from DATABASE_URL (pytest-django creates test_<name>)."""
+"""The test suite: PostgreSQL from DATABASE_URL (pytest-django creates test_<name>_<pid>).
+
+Real Redis on databases of its own, budgets no test reaches by accident, fast password
+hashing. Static files: base's default (no collectstatic, no WhiteNoise).
+"""
 
 import os
 
 from .base import *  # noqa: F403
+from .environment import env
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 DEBUG = False
 
-# Tests never run collectstatic; plain storage avoids the manifest lookup.
-STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-}
-# WhiteNoise serves collected files in production; here Django's finders do.
-MIDDLEWARE = [m for m in MIDDLEWARE if not m.startswith("whitenoise.")]  # noqa: F405
-
 # Real Redis, on databases of its own so tests never touch development data:
 # cache (14), rate-limit counters (13), Celery broker and results (15).
-_redis = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379").rstrip("/")
+_redis = env.str("TEST_REDIS_URL", default="redis://127.0.0.1:6379").rstrip("/")
 CACHES["default"]["LOCATION"] = f"{_redis}/14"  # noqa: F405
 CACHES["ratelimit"]["LOCATION"] = f"{_redis}/13"  # noqa: F405
 # Keys carry the pytest process id, so two runs on one machine never clear each other's.

@@ -1,7 +1,7 @@
-"""Production settings: `check --deploy` passes with real values and nothing loads without them.
+"""Settings: production passes `check --deploy` with real values and nothing loads without them.
 
-Each case runs in a subprocess, because production settings are read once per process
-and refuse to import at all when a required value is missing.
+Each case runs in a subprocess, because settings are read once per process and refuse to
+import at all when a required value is missing.
 """
 
 from __future__ import annotations
@@ -98,7 +98,7 @@ def test_production_settings_are_hardened():
         ({"DJANGO_SECRET_KEY": ""}, "DJANGO_SECRET_KEY must be set"),
         ({"JWT_SIGNING_KEY": None}, "JWT_SIGNING_KEY must be set"),
         ({"JWT_SIGNING_KEY": ""}, "JWT_SIGNING_KEY must be set"),
-        ({"DATABASE_URL": "sqlite:////tmp/wallet.sqlite3"}, "production runs on PostgreSQL"),
+        ({"DATABASE_URL": "sqlite:////tmp/wallet.sqlite3"}, "runs on PostgreSQL only"),
     ],
     ids=["no-secret-key", "empty-secret-key", "no-jwt-key", "empty-jwt-key", "sqlite"],
 )
@@ -115,10 +115,12 @@ def test_production_settings_refuse_to_load_without_real_values(overrides, messa
     [
         ({"DJANGO_SECRET_KEY": "too-short-to-be-a-real-key"}, "security.W009"),
         ({"DJANGO_ALLOWED_HOSTS": None}, "security.W020"),
+        # Blank items are dropped: a variable holding only spaces and commas names no host.
+        ({"DJANGO_ALLOWED_HOSTS": " , "}, "security.W020"),
         ({"DJANGO_SECURE_HSTS_SECONDS": "0"}, "security.W004"),
         ({"DJANGO_SECURE_SSL_REDIRECT": "false"}, "security.W008"),
     ],
-    ids=["weak-secret-key", "no-allowed-hosts", "no-hsts", "no-ssl-redirect"],
+    ids=["weak-secret-key", "no-allowed-hosts", "blank-allowed-hosts", "no-hsts", "no-ssl-redirect"],
 )
 def test_the_deploy_check_fails_on_a_weakened_configuration(overrides, warning):
     """The check this module relies on does catch what it is meant to catch."""
@@ -126,3 +128,56 @@ def test_the_deploy_check_fails_on_a_weakened_configuration(overrides, warning):
 
     assert result.returncode != 0
     assert warning in result.stdout + result.stderr
+
+
+def shell_json(code: str, settings_module: str = PRODUCTION, **overrides: str | None) -> dict:
+    """Runs `code` (which prints one JSON line) in `manage.py shell` under the given settings."""
+    result = run(MANAGE, "shell", "-c", code, DJANGO_SETTINGS_MODULE=settings_module, **overrides)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_keys_are_taken_exactly_as_set_even_with_a_leading_dollar():
+    # django-environ would read "$name" as "the value of variable name"; keys and tokens
+    # are random and may start with "$" (Django's get_random_secret_key() can draw one).
+    secret_key = "$" + secrets.token_urlsafe(64)
+    jwt_key = "$" + secrets.token_urlsafe(64)
+    code = (
+        "import json; from django.conf import settings as s; print(json.dumps({"
+        "'secret': s.SECRET_KEY, 'jwt': s.SIMPLE_JWT['SIGNING_KEY'], 'metrics': s.METRICS_TOKEN}))"
+    )
+
+    values = shell_json(code, DJANGO_SECRET_KEY=secret_key, JWT_SIGNING_KEY=jwt_key, METRICS_TOKEN="$token")
+
+    assert values == {"secret": secret_key, "jwt": jwt_key, "metrics": "$token"}
+
+
+def test_only_production_serves_collected_static_files_through_whitenoise():
+    code = (
+        "import json; from django.conf import settings as s; print(json.dumps({"
+        "'middleware': s.MIDDLEWARE, 'static': s.STORAGES['staticfiles']['BACKEND']}))"
+    )
+
+    production = shell_json(code)
+    development = shell_json(code, "wallet_project.settings.local", REDIS_URL=None)
+
+    security = production["middleware"].index("django.middleware.security.SecurityMiddleware")
+    assert production["middleware"][security + 1] == "whitenoise.middleware.WhiteNoiseMiddleware"
+    assert production["static"] == "whitenoise.storage.CompressedManifestStaticFilesStorage"
+    assert [m for m in production["middleware"] if not m.startswith("whitenoise.")] == development[
+        "middleware"
+    ]
+    assert development["static"] == "django.contrib.staticfiles.storage.StaticFilesStorage"
+
+
+@pytest.mark.parametrize(
+    "settings_module", [PRODUCTION, "wallet_project.settings.local", "wallet_project.settings.test"]
+)
+@pytest.mark.parametrize("variable", ["DATABASE_URL", "DATABASE_REPLICA_URL"])
+def test_every_environment_refuses_a_database_other_than_postgresql(settings_module, variable):
+    result = run(
+        MANAGE, "check", DJANGO_SETTINGS_MODULE=settings_module, **{variable: "sqlite:////tmp/wallet.sqlite3"}
+    )
+
+    assert result.returncode != 0
+    assert f"runs on PostgreSQL only ({variable}=" in result.stderr
