@@ -3,7 +3,7 @@
 from .environment import env, env_items
 
 # --- Money --------------------------------------------------------------------
-# ISO 4217 codes accepted for new wallets. Exponents live in wallets/currencies.py.
+# ISO 4217 codes accepted for new wallets. Exponents live in foundation/currencies.py.
 WALLET_CURRENCIES = env_items("WALLET_CURRENCIES", default=["USD", "EUR", "GBP", "NGN", "JPY", "KWD"])
 # The largest amount one movement may carry, in minor units.
 MAX_MOVEMENT_AMOUNT = env.int("MAX_MOVEMENT_AMOUNT", default=10**15)
