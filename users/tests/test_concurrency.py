@@ -19,6 +19,7 @@ from audit.models import AuditEvent
 from conftest import assert_problem
 from testing.threads import Threads, held_in_transaction, lock_waiters, run_concurrently, wait_until
 from users.models import User
+from users.tests.tokens import live_refresh_tokens
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -33,15 +34,6 @@ def post(path: str, body: dict):
     # traceback), not be re-raised in whichever thread's client hears the signal.
     client.raise_request_exception = False
     return client.post(path, body, format="json")
-
-
-def live_refresh_tokens(user: User) -> list[str]:
-    """The user's refresh tokens that could still be redeemed."""
-    return list(
-        OutstandingToken.objects.filter(user=user, blacklistedtoken__isnull=True).values_list(
-            "token", flat=True
-        )
-    )
 
 
 # --- refresh tokens are redeemed once ----------------------------------------------
