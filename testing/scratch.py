@@ -91,9 +91,10 @@ def subprocess_env(database_url: str, **extra: str) -> dict[str, str]:
     return env
 
 
-def manage(database_url: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+def run_in_project(command: list[str], database_url: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run `command` in the project's folder against `database_url`, as the deploy step would."""
     return subprocess.run(
-        [sys.executable, "manage.py", *args],
+        command,
         cwd=BASE_DIR,
         env=subprocess_env(database_url, **env),
         capture_output=True,
@@ -101,6 +102,10 @@ def manage(database_url: str, *args: str, **env: str) -> subprocess.CompletedPro
         timeout=SUBPROCESS_TIMEOUT,
         check=False,
     )
+
+
+def manage(database_url: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return run_in_project([sys.executable, "manage.py", *args], database_url, **env)
 
 
 def migrate(database_url: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:

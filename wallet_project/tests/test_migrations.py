@@ -43,6 +43,7 @@ from testing.scratch import (
     database_url,
     manage,
     migrate,
+    run_in_project,
     schema,
     subprocess_env,
 )
@@ -344,15 +345,7 @@ def test_connections_from_settings_carry_the_lock_timeout(scratch):
 
 
 def run_migrate_script(database_url: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["sh", "deploy/migrate.sh"],
-        cwd=BASE_DIR,
-        env=subprocess_env(database_url, **env),
-        capture_output=True,
-        text=True,
-        timeout=SUBPROCESS_TIMEOUT,
-        check=False,
-    )
+    return run_in_project(["sh", "deploy/migrate.sh"], database_url, **env)
 
 
 def wait_for_blocked_lock(db: Scratch, table: str, timeout: float = 60) -> None:
