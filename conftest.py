@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 from django.core.cache import caches
@@ -14,6 +14,7 @@ from rest_framework_simplejwt.tokens import RefreshToken
 
 from foundation.store_health import redis_health
 from foundation.tracing import configure_tracing
+from testing.scratch import Scratch, scratch_database
 from transfers import services as ledger
 from users.models import User
 from wallets.models import Wallet
@@ -61,6 +62,13 @@ def make_wallet(db) -> Callable[..., Wallet]:
         return wallet
 
     return make
+
+
+@pytest.fixture
+def scratch() -> Iterator[Scratch]:
+    """A database of its own for migration tests (testing.scratch), dropped afterwards."""
+    with scratch_database() as db:
+        yield db
 
 
 def client_for(user: User | None) -> APIClient:

@@ -10,9 +10,6 @@ The assertions are on the final state of the database, never on timings.
 from __future__ import annotations
 
 import json
-import threading
-import time
-import traceback
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -22,12 +19,12 @@ from functools import partial
 from typing import Any
 
 import pytest
-from django.core.signals import got_request_exception
-from django.db import connection, transaction
+from django.db import connection
 from django.db.models import Sum
 from rest_framework.test import APIClient
 
 from conftest import client_for
+from testing.threads import Threads, held_in_transaction, lock_waiters, run_concurrently, wait_until
 from transfers.models import IdempotencyRecord, LedgerEntry, Transfer
 from users.models import User
 from wallets.models import Wallet
@@ -35,8 +32,6 @@ from wallets.services import system_wallet_id
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-# How long a thread may run before the test calls it stuck: a hang detector, not a timing assertion.
-JOIN_TIMEOUT = 60
 AMOUNT = 100
 TRANSFERS = "/api/v1/transfers"
 
@@ -67,99 +62,11 @@ def post(client: APIClient, path: str, body: dict[str, Any], key: str | None = N
     return Reply(response.status_code, response.content, response.headers.get("Idempotent-Replayed"))
 
 
-class Threads:
-    """Each job in its own thread (own DB connection), all released together by a barrier."""
-
-    def __init__(self, jobs: list[Callable[[], Any]]) -> None:
-        self.results: list[Any] = [None] * len(jobs)
-        self.failures: list[str] = []
-        self._barrier = threading.Barrier(len(jobs))
-        self._threads = [
-            threading.Thread(target=self._work, args=(i, job), daemon=True) for i, job in enumerate(jobs)
-        ]
-
-    def _work(self, index: int, job: Callable[[], Any]) -> None:
-        try:
-            self._barrier.wait(timeout=JOIN_TIMEOUT)
-            self.results[index] = job()
-        except BaseException:
-            self.failures.append(traceback.format_exc())
-        finally:
-            connection.close()
-
-    def _server_error(self, sender: Any, request: Any = None, **kwargs: Any) -> None:
-        # Sent synchronously from the view's `except` block, in the failing thread.
-        if threading.current_thread() in self._threads:
-            self.failures.append(f"{request.method} {request.path}\n{traceback.format_exc()}")
-
-    def start(self) -> Threads:
-        got_request_exception.connect(self._server_error)
-        for thread in self._threads:
-            thread.start()
-        return self
-
-    @property
-    def finished(self) -> int:
-        return sum(not thread.is_alive() for thread in self._threads)
-
-    def join(self) -> list[Any]:
-        """The jobs' results; fails on any server error (with its traceback) or stuck thread."""
-        try:
-            for thread in self._threads:
-                thread.join(timeout=JOIN_TIMEOUT)
-        finally:
-            got_request_exception.disconnect(self._server_error)
-        stuck = sum(thread.is_alive() for thread in self._threads)
-        assert stuck == 0, f"{stuck} request threads never finished (deadlock or lock wait)"
-        assert not self.failures, (
-            f"{len(self.failures)} requests failed with a server error; first:\n{self.failures[0]}"
-        )
-        return self.results
-
-
-def run_concurrently(jobs: list[Callable[[], Any]]) -> list[Any]:
-    return Threads(jobs).start().join()
-
-
 @contextmanager
 def row_locked(wallet_id: uuid.UUID) -> Iterator[None]:
     """Another transaction holds the wallet's row in the lock mode the services take."""
-    locked, release = threading.Event(), threading.Event()
-
-    def hold() -> None:
-        try:
-            with transaction.atomic():
-                Wallet.objects.select_for_update(no_key=True).get(pk=wallet_id)
-                locked.set()
-                release.wait(timeout=JOIN_TIMEOUT)
-        finally:
-            connection.close()
-
-    holder = threading.Thread(target=hold, daemon=True)
-    holder.start()
-    assert locked.wait(timeout=JOIN_TIMEOUT)
-    try:
+    with held_in_transaction(lambda: Wallet.objects.select_for_update(no_key=True).get(pk=wallet_id)):
         yield
-    finally:
-        release.set()
-        holder.join(timeout=JOIN_TIMEOUT)
-
-
-def lock_waiters() -> int:
-    """Backends of this test database that are waiting for a lock right now."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT count(*) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND wait_event_type = 'Lock'"
-        )
-        return cursor.fetchone()[0]
-
-
-def wait_until(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + JOIN_TIMEOUT
-    while not condition():
-        assert time.monotonic() < deadline, f"gave up waiting until {what}"
-        time.sleep(0.01)
 
 
 def statuses(replies: list[Reply]) -> Counter[int]:

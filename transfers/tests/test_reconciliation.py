@@ -22,6 +22,7 @@ from django.core.management import CommandError, call_command
 from django.db import connection, transaction
 from django.db.models import Sum
 
+from testing.threads import JOIN_TIMEOUT  # a hang detector, never a timing assertion
 from transfers import services as ledger
 from transfers.models import Discrepancy, LedgerEntry, ReconciliationRun, Transfer
 from transfers.reconciliation import INCREMENTAL_OVERLAP, reconciliation_run
@@ -33,8 +34,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 Kind = Discrepancy.Kind
 CLEAN = ReconciliationRun.Status.CLEAN
 DISCREPANCIES = ReconciliationRun.Status.DISCREPANCIES
-# A hang detector for the concurrency test, never a timing assertion.
-JOIN_TIMEOUT = 60
 
 
 def without_triggers(*statements: tuple[str, list]) -> None:

@@ -1,25 +1,13 @@
 """A money request survives its database connection dying under it (failover, restart)."""
 
-import psycopg
 import pytest
-from django.db import connection
 
 from conftest import idem
+from testing.database import kill_current_backend
 from transfers import services
 from transfers.models import IdempotencyRecord, Transfer
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def kill_current_backend() -> None:
-    """Terminate the Django connection's server process from a separate admin connection."""
-    connection.ensure_connection()
-    pid = connection.connection.info.backend_pid
-    params = connection.get_connection_params()
-    params.pop("cursor_factory", None)
-    params.pop("context", None)
-    with psycopg.connect(autocommit=True, **params) as admin:
-        admin.execute("SELECT pg_terminate_backend(%s)", [pid])
 
 
 def test_a_lost_connection_before_the_movement_is_retried_once(

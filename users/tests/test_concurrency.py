@@ -10,20 +10,16 @@ the database, never on timings.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-
 import pytest
-from django.db import connection, transaction
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from audit.models import AuditEvent
 from conftest import assert_problem
-from transfers.tests.test_concurrency import JOIN_TIMEOUT, Threads, lock_waiters, run_concurrently, wait_until
+from testing.threads import Threads, held_in_transaction, lock_waiters, run_concurrently, wait_until
 from users.models import User
+from users.tests.tokens import live_refresh_tokens
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -38,44 +34,6 @@ def post(path: str, body: dict):
     # traceback), not be re-raised in whichever thread's client hears the signal.
     client.raise_request_exception = False
     return client.post(path, body, format="json")
-
-
-def live_refresh_tokens(user: User) -> list[str]:
-    """The user's refresh tokens that could still be redeemed."""
-    return list(
-        OutstandingToken.objects.filter(user=user, blacklistedtoken__isnull=True).values_list(
-            "token", flat=True
-        )
-    )
-
-
-@contextmanager
-def held_in_transaction(write: Callable[[], None]) -> Iterator[None]:
-    """`write` runs in another connection's transaction, which commits when the block ends."""
-    written, release = threading.Event(), threading.Event()
-    failures: list[BaseException] = []
-
-    def hold() -> None:
-        try:
-            with transaction.atomic():
-                write()
-                written.set()
-                release.wait(timeout=JOIN_TIMEOUT)
-        except BaseException as exc:  # surfaced below, in the test's thread
-            failures.append(exc)
-            written.set()
-        finally:
-            connection.close()
-
-    holder = threading.Thread(target=hold, daemon=True)
-    holder.start()
-    assert written.wait(timeout=JOIN_TIMEOUT)
-    try:
-        yield
-    finally:
-        release.set()
-        holder.join(timeout=JOIN_TIMEOUT)
-    assert not failures, failures
 
 
 # --- refresh tokens are redeemed once ----------------------------------------------

@@ -1,7 +1,7 @@
 """users.0002 on a live table: case-insensitive usernames, or a clear refusal that changes nothing.
 
 Scratch databases migrated by `manage.py` in subprocesses, as the deploy step runs it
-(wallet_project/tests/test_migrations.py has the machinery).
+(testing/scratch.py has the machinery; conftest.py the `scratch` fixture).
 """
 
 from __future__ import annotations
@@ -9,10 +9,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from wallet_project.tests import test_migrations as shared
-from wallet_project.tests.test_migrations import Scratch, applied, manage, migrate
-
-scratch = shared.scratch  # the fixture: a database of its own, dropped afterwards
+from testing.scratch import Scratch, applied, manage, migrate
 
 INDEX = "users_user_username_ci_unique"
 MIGRATION = "0002_username_ci_unique"

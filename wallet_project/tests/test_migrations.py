@@ -12,29 +12,21 @@
   tries again; with DATABASE_ADMIN_URL the script migrates as the owner role and leaves
   the ledger append-only for the application role.
 
-The scratch databases are created and dropped here (psycopg, autocommit) and migrated by
-`manage.py` in subprocesses, exactly as the deploy step runs it; the suite's own test
-database is never touched by them.
+The scratch databases (testing/scratch.py) are created and dropped on an admin
+connection and migrated by `manage.py` in subprocesses, exactly as the deploy step runs
+it; the suite's own test database is never touched by them.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import subprocess
-import sys
 import time
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
 from io import StringIO
-from pathlib import Path
-from urllib.parse import quote
 
-import psycopg
 import pytest
-from django.conf import settings
 from django.core.management import call_command
 from django.db.migrations import RunPython, RunSQL
 from django_migration_linter import MigrationLinter
@@ -42,12 +34,23 @@ from django_migration_linter.sql_analyser import PostgresqlAnalyser, analyse_sql
 from django_migration_linter.sql_analyser.base import Check, CheckMode, CheckType
 from psycopg import sql
 
+from testing.scratch import (
+    BASE_DIR,
+    SUBPROCESS_TIMEOUT,
+    Scratch,
+    admin_connection,
+    applied,
+    database_url,
+    manage,
+    migrate,
+    run_in_project,
+    schema,
+    subprocess_env,
+)
 from wallets.models import Wallet
 
-BASE_DIR = Path(__file__).resolve().parents[2]
 PROJECT_APPS = ("users", "wallets", "transfers", "audit")
 PROJECT_TABLE = re.compile(r"^(users|wallets|transfers|audit)_")
-SUBPROCESS_TIMEOUT = 120
 
 
 # --- the lint rules -------------------------------------------------------------------
@@ -279,114 +282,6 @@ def test_linter_flags_what_the_recipe_forbids():
     assert not warnings
 
 
-# --- scratch databases ----------------------------------------------------------------
-
-
-@dataclass
-class Scratch:
-    name: str
-    url: str
-
-    def connect(self, **kwargs) -> psycopg.Connection:
-        return psycopg.connect(self.url, **kwargs)
-
-
-def _server() -> dict[str, object]:
-    s = settings.DATABASES["default"]
-    return {
-        "host": s["HOST"] or "127.0.0.1",
-        "port": int(s["PORT"] or 5432),
-        "user": s["USER"] or "postgres",
-        "password": s["PASSWORD"] or None,
-    }
-
-
-def _url(dbname: str, user: str | None = None) -> str:
-    server = _server()
-    user = user or str(server["user"])
-    password = (
-        f":{quote(str(server['password']), safe='')}" if server["password"] and user == server["user"] else ""
-    )
-    return f"postgres://{quote(user, safe='')}{password}@{server['host']}:{server['port']}/{dbname}"
-
-
-@contextlib.contextmanager
-def admin_connection() -> Iterator[psycopg.Connection]:
-    with psycopg.connect(dbname="postgres", autocommit=True, **_server()) as conn:
-        yield conn
-
-
-@pytest.fixture
-def scratch() -> Iterator[Scratch]:
-    name = f"wallet_migrations_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    with admin_connection() as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield Scratch(name=name, url=_url(name))
-    finally:
-        with admin_connection() as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-
-
-def subprocess_env(database_url: str, **extra: str) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("DJANGO_", "DATABASE_", "DB_", "MIGRATE", "MIGRATION", "PROMETHEUS_"))
-    }
-    env.update(
-        DJANGO_SETTINGS_MODULE="wallet_project.settings.test",
-        DATABASE_URL=database_url,
-        OTEL_SDK_DISABLED="true",
-        # deploy/migrate.sh calls `python`: this interpreter, as /opt/venv/bin is first in the image.
-        PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
-        **extra,
-    )
-    return env
-
-
-def manage(database_url: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=BASE_DIR,
-        env=subprocess_env(database_url, **env),
-        capture_output=True,
-        text=True,
-        timeout=SUBPROCESS_TIMEOUT,
-        check=False,
-    )
-
-
-def migrate(database_url: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    result = manage(database_url, "migrate", *args, "--noinput", **env)
-    assert result.returncode == 0, f"migrate {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
-    return result
-
-
-def schema(db: Scratch) -> dict[str, list[tuple]]:
-    """Everything a migration can create in the public schema, in a comparable form."""
-    queries = {
-        "columns": """SELECT table_name, column_name, data_type, is_nullable, column_default
-                      FROM information_schema.columns WHERE table_schema = 'public'""",
-        "constraints": """SELECT conrelid::regclass::text, conname, pg_get_constraintdef(c.oid)
-                          FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace
-                          WHERE n.nspname = 'public'""",
-        "indexes": "SELECT tablename, indexname, indexdef FROM pg_indexes WHERE schemaname = 'public'",
-        "triggers": """SELECT tgrelid::regclass::text, tgname, pg_get_triggerdef(t.oid)
-                       FROM pg_trigger t WHERE NOT tgisinternal""",
-        "functions": """SELECT proname, md5(prosrc) FROM pg_proc p
-                        JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'public'""",
-    }
-    with db.connect() as conn:
-        return {name: sorted(conn.execute(query).fetchall()) for name, query in queries.items()}
-
-
-def applied(db: Scratch, app: str) -> set[str]:
-    with db.connect() as conn:
-        rows = conn.execute("SELECT name FROM django_migrations WHERE app = %s", [app]).fetchall()
-    return {name for (name,) in rows}
-
-
 # --- reversibility --------------------------------------------------------------------
 
 
@@ -450,15 +345,7 @@ def test_connections_from_settings_carry_the_lock_timeout(scratch):
 
 
 def run_migrate_script(database_url: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["sh", "deploy/migrate.sh"],
-        cwd=BASE_DIR,
-        env=subprocess_env(database_url, **env),
-        capture_output=True,
-        text=True,
-        timeout=SUBPROCESS_TIMEOUT,
-        check=False,
-    )
+    return run_in_project(["sh", "deploy/migrate.sh"], database_url, **env)
 
 
 def wait_for_blocked_lock(db: Scratch, table: str, timeout: float = 60) -> None:
@@ -527,9 +414,9 @@ def test_migrate_script_migrates_as_the_owner_and_keeps_the_ledger_append_only(s
     owner, app = f"mig_owner_{suffix}", f"mig_app_{suffix}"
     try:
         result = run_migrate_script(
-            _url(scratch.name, app),
+            database_url(scratch.name, app),
             DATABASE_ADMIN_URL=scratch.url,
-            MIGRATE_DATABASE_URL=_url(scratch.name, owner),
+            MIGRATE_DATABASE_URL=database_url(scratch.name, owner),
             DB_OWNER_ROLE=owner,
             DB_APP_ROLE=app,
         )

@@ -1,0 +1,200 @@
+"""The money path's one row lock (wallets.locks): its SQL, what it returns, and how it waits.
+
+The threaded tests run with `transaction=True`: each thread has its own connection and
+really commits, so PostgreSQL, not a mock, decides who waits for whom.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from functools import partial
+
+import pytest
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
+
+from testing.threads import Threads, held_in_transaction, lock_waiters, run_concurrently, wait_until
+from wallets.locks import LOCK_OWN_AND_OTHER_SQL, LOCK_OWN_SQL, LOCKED_FIELDS, wallets_lock_for_movement
+from wallets.models import Wallet
+from wallets.services import system_wallet_id
+
+
+def lock(own: Wallet | uuid.UUID, owner_id: int, other: Wallet | uuid.UUID | None = None) -> dict:
+    """wallets_lock_for_movement in a transaction of its own (the locks end with it)."""
+    with transaction.atomic():
+        return wallets_lock_for_movement(
+            own_wallet_id=getattr(own, "id", own),
+            owner_id=owner_id,
+            other_wallet_id=getattr(other, "id", other),
+        )
+
+
+# --- the SQL ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sql", [LOCK_OWN_SQL, LOCK_OWN_AND_OTHER_SQL], ids=["own", "own-and-other"])
+def test_the_lock_reads_user_wallets_only_in_id_order_without_blocking_foreign_keys(sql):
+    assert sql.startswith(f"SELECT {', '.join(LOCKED_FIELDS)} FROM wallets_wallet WHERE kind = 'user' AND ")
+    # One fixed order (no A->B / B->A deadlock); NO KEY so ledger rows can still reference the wallet.
+    assert sql.endswith(" ORDER BY id FOR NO KEY UPDATE")
+    assert sql.count("%s") == (2 if sql is LOCK_OWN_SQL else 3)
+
+
+def test_the_owner_predicate_applies_to_the_callers_wallet_only():
+    assert "(id = %s AND owner_id = %s)" in LOCK_OWN_SQL
+    # A transfer's destination is anybody's user wallet: no owner predicate on it.
+    assert "((id = %s AND owner_id = %s) OR id = %s)" in LOCK_OWN_AND_OTHER_SQL
+    assert LOCK_OWN_AND_OTHER_SQL.count("owner_id = %s") == 1
+
+
+def test_locked_fields_are_real_wallet_columns():
+    columns = {field.attname for field in Wallet._meta.concrete_fields}
+
+    assert set(LOCKED_FIELDS) <= columns
+    assert len(set(LOCKED_FIELDS)) == len(LOCKED_FIELDS)
+    assert LOCKED_FIELDS[0] == "id"  # the helper keys its answer on the first column
+    # What the money path's checks and its response read of a locked wallet.
+    assert {"owner_id", "kind", "currency", "status", "balance"} <= set(LOCKED_FIELDS)
+
+
+@pytest.mark.django_db
+def test_the_helper_runs_the_pinned_statement_once(make_user, make_wallet):
+    alice, bob = make_user(), make_user()
+    own, other = make_wallet(alice), make_wallet(bob)
+
+    with CaptureQueriesContext(connection) as one, transaction.atomic():
+        wallets_lock_for_movement(own_wallet_id=own.id, owner_id=alice.id, other_wallet_id=None)
+    with CaptureQueriesContext(connection) as two, transaction.atomic():
+        wallets_lock_for_movement(own_wallet_id=own.id, owner_id=alice.id, other_wallet_id=other.id)
+
+    def statements(captured: CaptureQueriesContext) -> list[str]:
+        return [q["sql"] for q in captured if q["sql"].startswith("SELECT")]
+
+    assert len(statements(one)) == len(statements(two)) == 1
+    # Captured with its parameters bound: the pinned text with values in its placeholders.
+    for captured, sql in ((one, LOCK_OWN_SQL), (two, LOCK_OWN_AND_OTHER_SQL)):
+        pattern = re.escape(sql).replace("%s", ".+?")
+        assert re.fullmatch(pattern, statements(captured)[0]), statements(captured)[0]
+
+
+# --- what it returns -----------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_it_returns_both_wallets_as_model_instances_with_their_values(make_user, make_wallet):
+    alice, bob = make_user(), make_user()
+    own = make_wallet(alice, currency="EUR", balance=1234, name="main")
+    other = make_wallet(bob, currency="EUR", balance=5)
+    Wallet.objects.filter(pk=other.pk).update(status=Wallet.Status.FROZEN)
+
+    locked = lock(own, alice.id, other)
+
+    assert set(locked) == {own.id, other.id}
+    mine, theirs = locked[own.id], locked[other.id]
+    assert isinstance(mine, Wallet) and isinstance(theirs, Wallet)
+    assert isinstance(mine.id, uuid.UUID)
+    assert (mine.owner_id, mine.kind, mine.currency, mine.name, mine.balance, mine.status) == (
+        alice.id,
+        "user",
+        "EUR",
+        "main",
+        1234,
+        "active",
+    )
+    assert mine.created_at == own.created_at
+    assert (theirs.owner_id, theirs.balance, theirs.status) == (bob.id, 5, "frozen")
+    assert not mine._state.adding  # loaded from the database, as Wallet.from_db marks it
+
+
+@pytest.mark.django_db
+def test_it_omits_the_callers_wallet_when_someone_else_owns_it(make_user, make_wallet):
+    alice, mallory = make_user(), make_user()
+    alices = make_wallet(alice, balance=100)
+    malloys = make_wallet(mallory)
+
+    assert lock(alices, mallory.id) == {}
+    # Named as the source of a transfer, it is still not locked; the destination is.
+    assert set(lock(alices, mallory.id, malloys)) == {malloys.id}
+    # The same wallet as a destination is anybody's to name.
+    assert set(lock(malloys, mallory.id, alices)) == {malloys.id, alices.id}
+
+
+@pytest.mark.django_db
+def test_it_omits_system_wallets_and_missing_ids(make_user, make_wallet):
+    alice = make_user()
+    own = make_wallet(alice)
+    system = system_wallet_id(currency="USD")
+
+    assert set(lock(own, alice.id, system)) == {own.id}
+    assert set(lock(own, alice.id, uuid.uuid4())) == {own.id}
+    assert lock(uuid.uuid4(), alice.id) == {}
+    assert Wallet.objects.get(pk=system).kind == Wallet.Kind.SYSTEM  # it exists; it is just not locked
+
+
+# --- how it waits (real transactions) ------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_second_lock_waits_until_the_first_transaction_commits(make_user, make_wallet):
+    alice = make_user()
+    wallet = make_wallet(alice, name="before")
+
+    def lock_then_rename() -> None:
+        wallets_lock_for_movement(own_wallet_id=wallet.id, owner_id=alice.id, other_wallet_id=None)
+        Wallet.objects.filter(pk=wallet.pk).update(name="renamed by the first")
+
+    with held_in_transaction(lock_then_rename):
+        second = Threads([partial(lock, wallet, alice.id)]).start()
+        wait_until(lambda: lock_waiters() >= 1 or second.finished, "the second lock waits")
+        waited = second.finished == 0
+    (locked,) = second.join()
+
+    assert waited, "the second lock did not wait for the first transaction"
+    # It went on only once the first committed, and read the row as committed.
+    assert locked[wallet.id].name == "renamed by the first"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_lock_still_lets_others_reference_the_wallet(make_user, make_wallet):
+    """FOR NO KEY UPDATE conflicts with FOR KEY SHARE (what inserting a ledger row takes) no more."""
+    alice = make_user()
+    wallet = make_wallet(alice)
+
+    def key_share() -> list[tuple]:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SET LOCAL lock_timeout = '5s'")  # a regression fails here, not hangs
+            cursor.execute("SELECT id FROM wallets_wallet WHERE id = %s FOR KEY SHARE", [wallet.id])
+            return cursor.fetchall()
+
+    locked = partial(
+        wallets_lock_for_movement, own_wallet_id=wallet.id, owner_id=alice.id, other_wallet_id=None
+    )
+    with held_in_transaction(locked):
+        assert run_concurrently([key_share]) == [[(wallet.id,)]]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_opposite_locks_on_two_wallets_never_deadlock(make_user, make_wallet):
+    alice, bob = make_user(), make_user()
+    a, b = make_wallet(alice), make_wallet(bob)
+    pairs = 15
+
+    def lock_and_hold(own: Wallet, owner_id: int, other: Wallet) -> list[uuid.UUID]:
+        with transaction.atomic():
+            locked = wallets_lock_for_movement(
+                own_wallet_id=own.id, owner_id=owner_id, other_wallet_id=other.id
+            )
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_sleep(0.01)")  # hold both, so the opposite direction queues
+            return sorted(locked)
+
+    jobs = []
+    for _ in range(pairs):
+        jobs.append(partial(lock_and_hold, a, alice.id, b))
+        jobs.append(partial(lock_and_hold, b, bob.id, a))
+
+    # A deadlock would fail a job with "deadlock detected" (Threads.join reports it).
+    results = run_concurrently(jobs)
+
+    assert results == [sorted([a.id, b.id])] * (2 * pairs)

@@ -1,0 +1,110 @@
+"""Reads on wallets (wallets.selectors), called directly: ownership, the metadata cache, fresh balances."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from foundation.cache import peek
+from transfers.services import deposit_create
+from wallets.errors import WalletNotFound
+from wallets.models import Wallet
+from wallets.selectors import WALLET_META, wallet_check_owner, wallet_get, wallet_list, wallet_meta
+from wallets.services import system_wallet_id
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def wallets(make_user, make_wallet):
+    alice, bob = make_user(), make_user()
+    return {
+        "alice": alice,
+        "bob": bob,
+        "main": make_wallet(alice, "USD", balance=700, name="main"),
+        "spare": make_wallet(alice, "EUR", name="spare"),
+        "bobs": make_wallet(bob, "USD", balance=5),
+    }
+
+
+def not_the_callers(wallets, whose: str) -> uuid.UUID:
+    return {
+        "someone-elses": wallets["bobs"].id,
+        "system": system_wallet_id(currency="USD"),
+        "missing": uuid.uuid4(),
+    }[whose]
+
+
+NOT_THE_CALLERS = pytest.mark.parametrize("whose", ["someone-elses", "system", "missing"])
+
+
+def test_wallet_list_is_the_callers_user_wallets(wallets):
+    assert set(wallet_list(owner_id=wallets["alice"].id)) == {wallets["main"], wallets["spare"]}
+    assert list(wallet_list(owner_id=wallets["bob"].id)) == [wallets["bobs"]]
+    assert Wallet.objects.filter(kind="system").exists()  # and none of them is listed for anyone
+
+
+def test_wallet_meta_is_cached_and_carries_no_balance(wallets, django_assert_num_queries):
+    main = wallets["main"]
+
+    first = wallet_meta(wallet_id=main.id)
+    with django_assert_num_queries(0):
+        again = wallet_meta(wallet_id=main.id)
+
+    assert again == first == peek(WALLET_META, main.id)
+    assert first == {
+        "id": main.id,
+        "owner_id": wallets["alice"].id,
+        "kind": "user",
+        "currency": "USD",
+        "name": "main",
+        "status": "active",
+        "created_at": main.created_at,
+    }
+
+
+def test_a_missing_wallet_has_no_meta_and_is_not_cached(django_assert_num_queries):
+    missing = uuid.uuid4()
+
+    assert wallet_meta(wallet_id=missing) is None
+    assert peek(WALLET_META, missing) is None
+    with django_assert_num_queries(1):  # looked up again: "no such wallet" is never cached
+        assert wallet_meta(wallet_id=missing) is None
+
+
+def test_wallet_check_owner_answers_the_callers_wallets_meta(wallets):
+    meta = wallet_check_owner(wallet_id=wallets["spare"].id, owner_id=wallets["alice"].id)
+
+    assert (meta["id"], meta["currency"], meta["name"]) == (wallets["spare"].id, "EUR", "spare")
+
+
+@NOT_THE_CALLERS
+def test_wallet_check_owner_refuses_a_wallet_that_is_not_the_callers(wallets, whose):
+    with pytest.raises(WalletNotFound):
+        wallet_check_owner(wallet_id=not_the_callers(wallets, whose), owner_id=wallets["alice"].id)
+
+
+def test_wallet_get_reads_metadata_from_the_cache_and_the_balance_fresh(wallets, django_assert_num_queries):
+    main, alice = wallets["main"], wallets["alice"]
+    wallet_get(wallet_id=main.id, owner_id=alice.id)  # the metadata is cached now
+    deposit_create(wallet_id=main.id, owner_id=alice.id, amount=45)  # the balance changes, the metadata not
+
+    with django_assert_num_queries(1):
+        wallet = wallet_get(wallet_id=main.id, owner_id=alice.id)
+
+    assert isinstance(wallet, Wallet)
+    assert (wallet.id, wallet.owner_id, wallet.name, wallet.currency, wallet.balance) == (
+        main.id,
+        alice.id,
+        "main",
+        "USD",
+        745,
+    )
+    assert wallet.updated_at == Wallet.objects.get(pk=main.pk).updated_at
+
+
+@NOT_THE_CALLERS
+def test_wallet_get_refuses_a_wallet_that_is_not_the_callers(wallets, whose):
+    with pytest.raises(WalletNotFound):
+        wallet_get(wallet_id=not_the_callers(wallets, whose), owner_id=wallets["alice"].id)
