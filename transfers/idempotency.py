@@ -155,8 +155,6 @@ def _execute_once(req: IdempotentRequest, movement: Movement) -> StoredResponse:
             prepared.write(extra_rows=[_record(req, CREATED, body, transfer_id=prepared.transfer.id)])
         return StoredResponse(status=CREATED, body=body, replayed=False)
     except WalletError as error:
-        if isinstance(error, ServiceBusy):
-            raise
         return _store_refusal(req, movement, error)
     except IntegrityError as exc:
         constraint = violated_constraint(exc)
