@@ -1,15 +1,23 @@
-"""CPU per transfer request inside the Django process: no HTTP server, no client, no other load.
+"""CPU per request inside the Django process, against the framework's own floor, in one run.
 
-    python bench/inprocess.py                 # 2,000 transfers, CPU and wall time per request
-    python bench/inprocess.py --profile       # and a cProfile summary: share of time by package
+    python bench/inprocess.py                 # 2,000 requests per endpoint; CPU, wall time, ratio
+    python bench/inprocess.py --profile       # and a cProfile summary of transfers, by package
+    python bench/inprocess.py --json out.json # the figures as JSON too (bench/suite.py uses it)
 
 Creates a throwaway database (--database, dropped at the end), migrates it, and calls the
 WSGI application directly with production settings (JWT, idempotency keys, rate limits in
-Redis db 12 raised through settings, JSON logs, metrics) for POST /api/v1/transfers between
-16 wallets of 8 users. CPU is this process's (`time.process_time`); wall time also
-includes the PostgreSQL and Redis work the request waits for. It complements bench/suite.py:
-the suite measures throughput of the whole machine, this isolates the Python cost of one
-request, which is what the suite's throughput is made of on 2 shared cores.
+Redis db 12 raised through settings, JSON logs, metrics, tracing as configured by the
+environment) for POST /api/v1/transfers, POST deposits, GET a wallet and GET a history page
+(20 entries), between 16 wallets of 8 users. CPU is this process's (`time.process_time`);
+wall time also includes the PostgreSQL and Redis work the request waits for.
+
+The floor, measured the same way in the same process: a minimal DRF APIView that parses the
+transfer's JSON body, validates it with a plain `Serializer` and answers 201, with no
+authentication, throttling, middleware or I/O (Django's request object, DRF's parser,
+serializer and renderer: what any DRF endpoint pays). Each endpoint's CPU is reported as a
+ratio to it. It complements bench/suite.py: the suite measures throughput of the whole
+machine, this isolates the Python cost of one request, which is what the suite's throughput
+is made of on 2 shared cores.
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -46,7 +55,6 @@ def environment(database: str, prom_dir: str) -> dict[str, str]:
         "DJANGO_SECURE_SSL_REDIRECT": "false",
         "LOG_FORMAT": "json",
         "REDIS_URL": "redis://127.0.0.1:6379/12",
-        "OTEL_SDK_DISABLED": "true",
         "PROMETHEUS_MULTIPROC_DIR": prom_dir,
         **{
             f"RATE_LIMIT_{scope}": RAISED
@@ -63,12 +71,11 @@ class App:
 
         self.app = get_wsgi_application()
 
-    def call(self, method: str, path: str, body: dict | None = None, token: str = "", key: str = ""):
-        data = json.dumps(body).encode() if body is not None else b""
-        environ = {
+    def environ(self, method: str, path: str, data: bytes, query: str = "") -> dict:
+        return {
             "REQUEST_METHOD": method,
             "PATH_INFO": path,
-            "QUERY_STRING": "",
+            "QUERY_STRING": query,
             "SERVER_NAME": "127.0.0.1",
             "SERVER_PORT": "8000",
             "SERVER_PROTOCOL": "HTTP/1.1",
@@ -80,6 +87,18 @@ class App:
             "wsgi.errors": sys.stderr,
             "wsgi.url_scheme": "http",
         }
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: dict | None = None,
+        token: str = "",
+        key: str = "",
+        query: str = "",
+    ) -> tuple[int, bytes]:
+        data = json.dumps(body).encode() if body is not None else b""
+        environ = self.environ(method, path, data, query)
         if token:
             environ["HTTP_AUTHORIZATION"] = f"Bearer {token}"
         if key:
@@ -132,11 +151,63 @@ def by_package(profile: cProfile.Profile) -> list[tuple[float, str]]:
     return [(100 * own / everything, key) for key, own in totals.most_common(25)]
 
 
+def floor_view() -> Callable[[dict], int]:
+    """The framework's floor: Django's request, DRF's parser, a plain Serializer, DRF's renderer."""
+    from django.core.handlers.wsgi import WSGIRequest
+    from rest_framework import serializers, status
+    from rest_framework.parsers import JSONParser
+    from rest_framework.renderers import JSONRenderer
+    from rest_framework.response import Response
+    from rest_framework.views import APIView
+
+    class TransferBody(serializers.Serializer):
+        source_wallet_id = serializers.UUIDField()
+        destination_wallet_id = serializers.UUIDField()
+        amount = serializers.IntegerField(min_value=1, max_value=10**15)
+        reference = serializers.CharField(required=False, max_length=128)
+        description = serializers.CharField(required=False, allow_blank=True, max_length=255)
+
+    class Floor(APIView):
+        authentication_classes: list = []
+        permission_classes: list = []
+        throttle_classes: list = []
+        parser_classes = [JSONParser]
+        renderer_classes = [JSONRenderer]
+
+        def post(self, request):
+            body = TransferBody(data=request.data)
+            body.is_valid(raise_exception=True)
+            return Response(body.data, status=status.HTTP_201_CREATED)
+
+    view = Floor.as_view()
+
+    def call(environ: dict) -> int:
+        response = view(WSGIRequest(environ))
+        response.render()
+        return response.status_code
+
+    return call
+
+
+def measure(label: str, request: Callable[[], None], count: int) -> dict[str, float]:
+    for _ in range(min(200, count)):  # warm caches, prepared statements, connections
+        request()
+    cpu, wall = time.process_time(), time.perf_counter()
+    for _ in range(count):
+        request()
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    return {"endpoint": label, "cpu_ms": 1000 * cpu / count, "wall_ms": 1000 * wall / count}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--requests", type=int, default=2000, help="requests per endpoint")
     parser.add_argument("--database", default="wallet_inprocess")
     parser.add_argument("--profile", action="store_true", help="also print cProfile time by package")
+    parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    parser.add_argument(
+        "--cumulative", type=int, default=0, help="with --profile: the N costliest call trees"
+    )
     args = parser.parse_args()
     import psycopg
 
@@ -152,9 +223,20 @@ def main() -> int:
             import django
 
             django.setup()
+            from foundation.tracing import configure_tracing
+
+            configure_tracing()  # as wsgi.py does (OTEL_SDK_DISABLED=true turns it off)
             app = App()
             accounts, every_wallet = set_up(app)
             rng = random.Random(7)  # a reproducible load plan, not a secret
+            floor = floor_view()
+            floor_body = json.dumps(
+                {"source_wallet_id": every_wallet[0], "destination_wallet_id": every_wallet[1], "amount": 1}
+            ).encode()
+
+            def floor_request() -> None:
+                environ = {**app.environ("POST", "/floor", floor_body), "wsgi.input": io.BytesIO(floor_body)}
+                assert floor(environ) == 201
 
             def transfer() -> None:
                 token, mine = rng.choice(accounts)
@@ -164,25 +246,54 @@ def main() -> int:
                 status, content = app.call("POST", "/api/v1/transfers", body, token, uuid.uuid4().hex)
                 assert status == 201, content
 
-            for _ in range(200):  # warm caches, prepared statements, connections
-                transfer()
-            cpu, wall = time.process_time(), time.perf_counter()
-            for _ in range(args.requests):
-                transfer()
-            cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-            print(
-                f"{args.requests} transfers: CPU {1000 * cpu / args.requests:.2f} ms per request,"
-                f" wall {1000 * wall / args.requests:.2f} ms per request"
-            )
+            def deposit() -> None:
+                token, mine = rng.choice(accounts)
+                path = f"/api/v1/wallets/{rng.choice(mine)}/deposits"
+                status, content = app.call("POST", path, {"amount": 1}, token, uuid.uuid4().hex)
+                assert status == 201, content
+
+            def get_wallet() -> None:
+                token, mine = rng.choice(accounts)
+                status, content = app.call("GET", f"/api/v1/wallets/{rng.choice(mine)}", None, token)
+                assert status == 200, content
+
+            def history_page() -> None:
+                token, mine = rng.choice(accounts)
+                path = f"/api/v1/wallets/{rng.choice(mine)}/transactions"
+                status, content = app.call("GET", path, None, token, query="limit=20")
+                assert status == 200, content
+
+            rows = [measure("floor: DRF view, Serializer, 201, no I/O", floor_request, args.requests)]
+            for label, request in (
+                ("POST /api/v1/transfers", transfer),
+                ("POST /api/v1/wallets/{id}/deposits", deposit),
+                ("GET /api/v1/wallets/{id}", get_wallet),
+                ("GET /api/v1/wallets/{id}/transactions?limit=20", history_page),
+            ):
+                rows.append(measure(label, request, args.requests))
+            floor_cpu = rows[0]["cpu_ms"]
+            for row in rows:
+                row["ratio_to_floor"] = row["cpu_ms"] / floor_cpu
+            tracing = "off (OTEL_SDK_DISABLED)" if os.environ.get("OTEL_SDK_DISABLED") == "true" else "on"
+            print(f"\n{args.requests} requests each, production settings, tracing {tracing}:")
+            print(f"{'endpoint':52} {'CPU ms':>8} {'wall ms':>8} {'x floor':>8}")
+            for row in rows:
+                cpu, wall, times = row["cpu_ms"], row["wall_ms"], row["ratio_to_floor"]
+                print(f"{row['endpoint']:52} {cpu:8.3f} {wall:8.3f} {times:8.2f}")
+            if args.json:
+                args.json.write_text(json.dumps({"tracing": tracing, "rows": rows}, indent=2))
             if args.profile:
-                profile = cProfile.Profile()
+                profile = cProfile.Profile(time.process_time)  # CPU, not time spent waiting
                 profile.enable()
                 for _ in range(args.requests):
                     transfer()
                 profile.disable()
-                print("\nshare of profiled time (own time) by package:")
+                print("\nshare of a transfer's CPU time (own time, cProfile on process_time) by package:")
                 for share, key in by_package(profile):
                     print(f"{share:5.1f} %  {key}")
+                if args.cumulative:
+                    print("\nfunctions by cumulative CPU time:")
+                    pstats.Stats(profile).sort_stats("cumulative").print_stats(args.cumulative)
     finally:
         if "django.db" in sys.modules:
             sys.modules["django.db"].connections.close_all()
