@@ -21,7 +21,7 @@ from wallets.models import Wallet
 from wallets.services import clear_system_wallet_cache, wallet_create
 
 # Trace the whole suite from the start, as production processes do.
-configure_tracing()
+configure_tracing(record=True)  # spans for the tests to inspect, as when an exporter is set
 
 _counter = itertools.count(1)
 

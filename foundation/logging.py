@@ -12,6 +12,7 @@ import logging
 import re
 from typing import Any
 
+from opentelemetry import trace
 from pythonjsonlogger.json import JsonFormatter
 
 from foundation import context
@@ -37,13 +38,10 @@ def redact(text: str) -> str:
 
 
 def _trace_ids() -> tuple[str | None, str | None]:
-    try:
-        from opentelemetry import trace
-    except ImportError:  # pragma: no cover - tracing is a runtime dependency
-        return None, None
+    """The current span's trace and span ids; without one, the caller's trace id, if any."""
     span_context = trace.get_current_span().get_span_context()
     if not span_context.is_valid:
-        return None, None
+        return context.trace_id_var.get(), None
     return f"{span_context.trace_id:032x}", f"{span_context.span_id:016x}"
 
 

@@ -19,6 +19,7 @@ from foundation.errors import (
     service_error_body,
 )
 from foundation.ratelimits import client_ip
+from foundation.tracing import recording as tracing_recording
 
 access_logger = logging.getLogger("wallet.access")
 logger = logging.getLogger(__name__)
@@ -190,6 +191,10 @@ class RequestContextMiddleware:
             (context.method_var, context.method_var.set(request.method)),
             (context.path_var, context.path_var.set(request.path)),
             (context.user_id_var, context.user_id_var.set(None)),
+            (
+                context.trace_id_var,
+                context.trace_id_var.set(context.trace_id_from(request.headers.get("traceparent"))),
+            ),
         ]
         try:
             response = self.get_response(request)
@@ -211,6 +216,11 @@ class RequestContextMiddleware:
         finally:
             for var, token in reversed(tokens):
                 var.reset(token)
+
+
+def _caller_trace_id(request: HttpRequest) -> str | None:
+    # Only needed when this process records no spans; with spans, the span's ids win.
+    return None if tracing_recording() else context.trace_id_from(request.headers.get("traceparent"))
 
 
 def _user_agent(request: HttpRequest) -> str:

@@ -12,9 +12,13 @@ Exporter, from the environment:
 - OTEL_TRACES_EXPORTER=otlp, or OTEL_EXPORTER_OTLP_ENDPOINT / _TRACES_ENDPOINT set:
   OTLP over HTTP (protobuf); the exporter reads the other OTEL_EXPORTER_OTLP_* itself.
 - OTEL_TRACES_EXPORTER=console: one JSON object per span per line on stdout.
-- otherwise (or OTEL_TRACES_EXPORTER=none): no exporter. Spans are still made, so
-  log lines carry trace ids and outgoing calls and tasks carry `traceparent`.
-- OTEL_SDK_DISABLED=true: nothing is set up at all.
+- otherwise (or OTEL_TRACES_EXPORTER=none, the production default): no exporter, and
+  then no spans either: the SDK and the instrumentation stay off, since every span would
+  be made only to be dropped (they cost about a quarter of a transfer's CPU). What the
+  spans were good for without an exporter is kept the cheap way: a caller's
+  `traceparent` trace id goes into the request's log lines (foundation.context) and on
+  into the headers of the tasks it enqueues (wallet_project/celery.py).
+- OTEL_SDK_DISABLED=true: nothing is set up at all, not even that.
 OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES, OTEL_TRACES_SAMPLER and OTEL_BSP_* work
 as the OpenTelemetry specification says, with one addition: a client call (SQL,
 Redis) made outside any request, task or command span is not recorded, so a
@@ -66,6 +70,12 @@ UNTRACED_COMMANDS = frozenset({"runserver", "testserver", "shell", "dbshell", "h
 
 _lock = threading.Lock()
 _configured = False
+_recording = False
+
+
+def recording() -> bool:
+    """True once this process records spans (an SDK tracer provider with an exporter)."""
+    return _recording
 
 
 def _env_true(name: str) -> bool:
@@ -188,9 +198,14 @@ def _instrument() -> None:
     CeleryInstrumentor().instrument()
 
 
-def configure_tracing(service_name: str = "wallet") -> None:
-    """Set the global tracer provider and instrument the libraries; later calls do nothing."""
-    global _configured
+def configure_tracing(service_name: str = "wallet", *, record: bool | None = None) -> None:
+    """Set the global tracer provider and instrument the libraries; later calls do nothing.
+
+    `record`: None (the default) records spans only if an exporter is configured (see
+    the module docstring); True sets up the SDK and the instrumentation even without one,
+    for processes that attach their own span processors (the test suite).
+    """
+    global _configured, _recording
     with _lock:
         if _configured:
             return
@@ -201,14 +216,16 @@ def configure_tracing(service_name: str = "wallet") -> None:
             # Someone (e.g. the opentelemetry-instrument launcher) configured it already.
             logger.info("tracer provider already set; leaving its exporters alone")
         else:
+            exporters = [e for e in map(_exporter, _exporter_names()) if e is not None]
+            if not exporters and not record:
+                return  # nothing would leave the process: no spans (module docstring)
             provider = TracerProvider(resource=_resource(service_name))
             # The provider read OTEL_TRACES_SAMPLER; no tracer has been taken from it yet.
             provider.sampler = NoOrphanClientSpans(provider.sampler)
-            for name in _exporter_names():
-                exporter = _exporter(name)
-                if exporter is not None:
-                    provider.add_span_processor(BatchSpanProcessor(exporter))
+            for exporter in exporters:
+                provider.add_span_processor(BatchSpanProcessor(exporter))
             trace.set_tracer_provider(provider)
+        _recording = True
         _instrument()
 
 

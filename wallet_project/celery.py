@@ -5,6 +5,7 @@ that enqueued a task to the worker that runs it (so both sides' log lines share 
 """
 
 import os
+import secrets
 from contextvars import Token
 
 from celery import Celery
@@ -19,6 +20,7 @@ from celery.signals import (
 
 from foundation import context
 from foundation.tracing import configure_tracing
+from foundation.tracing import recording as tracing_recording
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "wallet_project.settings.local")
 
@@ -55,26 +57,39 @@ def _trace_beat(**kwargs: object) -> None:
     configure_tracing(service_name="wallet-beat")
 
 
-# --- Request id -----------------------------------------------------------------
-_request_id_tokens: dict[str, Token] = {}
+# --- Request id and, without recorded spans, the caller's trace id ---------------
+# A task's log lines carry the request id (and the trace id) of the request that
+# enqueued it. When spans are recorded, OpenTelemetry's Celery instrumentation carries
+# the whole trace context instead, and the span's own ids win in the logs.
+_context_tokens: dict[str, list[tuple[object, Token]]] = {}
 
 
 @before_task_publish.connect
-def _send_request_id(headers: dict | None = None, **kwargs: object) -> None:
+def _send_request_context(headers: dict | None = None, **kwargs: object) -> None:
+    if headers is None:
+        return
     request_id = context.request_id_var.get()
-    if request_id and headers is not None:
+    if request_id:
         headers.setdefault(REQUEST_ID_HEADER, request_id)
+    trace_id = context.trace_id_var.get()
+    if trace_id and not tracing_recording():
+        headers.setdefault("traceparent", f"00-{trace_id}-{secrets.token_hex(8)}-01")
 
 
 @task_prerun.connect
-def _restore_request_id(task_id: str, task, **kwargs: object) -> None:
+def _restore_request_context(task_id: str, task, **kwargs: object) -> None:
+    tokens = []
     request_id = getattr(task.request, REQUEST_ID_HEADER, None)
     if isinstance(request_id, str) and context.REQUEST_ID_PATTERN.match(request_id):
-        _request_id_tokens[task_id] = context.request_id_var.set(request_id)
+        tokens.append((context.request_id_var, context.request_id_var.set(request_id)))
+    trace_id = context.trace_id_from(getattr(task.request, "traceparent", None))
+    if trace_id:
+        tokens.append((context.trace_id_var, context.trace_id_var.set(trace_id)))
+    if tokens:
+        _context_tokens[task_id] = tokens
 
 
 @task_postrun.connect
-def _clear_request_id(task_id: str, **kwargs: object) -> None:
-    token = _request_id_tokens.pop(task_id, None)
-    if token is not None:
-        context.request_id_var.reset(token)
+def _clear_request_context(task_id: str, **kwargs: object) -> None:
+    for var, token in reversed(_context_tokens.pop(task_id, [])):
+        var.reset(token)
