@@ -63,14 +63,18 @@ class Counter:
     limit: int
     ttl: int
     window_end: int
+    money: bool = False  # a money budget: RATE_LIMIT_FAIL_OPEN_MONEY decides when Redis is down
 
     @classmethod
-    def for_key(cls, scope: str, key: str, rate: str, now: float | None = None) -> Counter:
+    def for_key(
+        cls, scope: str, key: str, rate: str, now: float | None = None, money: bool = False
+    ) -> Counter:
         limit, period = parse_rate(rate)
         now = int(time.time() if now is None else now)
         offset = zlib.crc32(key.encode("utf-8", "surrogatepass")) % period
         window_end = now - ((now - offset) % period) + period
-        return cls(scope, f"quota:{scope}:{key}:{window_end}", limit, period + _EXPIRY_FUDGE, window_end)
+        cache_key = f"quota:{scope}:{key}:{window_end}"
+        return cls(scope, cache_key, limit, period + _EXPIRY_FUDGE, window_end, money)
 
     def wait(self, now: float | None = None) -> int:
         """Seconds until this window ends (at least 1)."""
@@ -80,8 +84,9 @@ class Counter:
 def count(counters: Sequence[Counter]) -> list[int] | None:
     """Spend one unit of every counter, in one round trip; their new values, or None if Redis fails.
 
-    `SET key 0 EX ttl NX` then `INCR key` for each counter, pipelined. With a cache that
-    is not Redis (`make run` without REDIS_URL: process memory) the cache API does it.
+    `SET key 0 EX ttl NX` then `INCR key` for each counter, pipelined (queue_counting). With
+    a cache that is not Redis (`make run` without REDIS_URL: process memory) the cache API
+    does it.
     """
     cache = caches[settings.RATELIMIT_USE_CACHE]
     if not _is_redis(cache):
@@ -95,18 +100,42 @@ def count(counters: Sequence[Counter]) -> list[int] | None:
                 values.append(1)
         return values
     try:
-        pipe = get_redis_connection(settings.RATELIMIT_USE_CACHE).pipeline(transaction=False)
-        for counter in counters:
-            full = cache.make_key(counter.cache_key)
-            pipe.set(full, 0, ex=counter.ttl, nx=True)
-            pipe.incr(full)
+        pipe = connection().pipeline(transaction=False)
+        queue_counting(pipe, counters)
         replies = pipe.execute()
     except (RedisError, OSError) as exc:
-        # Counted, and logged once per outage (store_health), not once per request.
-        redis_health.failed(settings.RATELIMIT_USE_CACHE, "rate_limit", exc)
+        counting_failed(exc)
         return None
-    redis_health.succeeded(settings.RATELIMIT_USE_CACHE)
+    counting_succeeded()
+    return counted(replies)
+
+
+def connection() -> Any:
+    """The counters' Redis client (the "ratelimit" cache's)."""
+    return get_redis_connection(settings.RATELIMIT_USE_CACHE)
+
+
+def queue_counting(pipe: Any, counters: Sequence[Counter]) -> None:
+    """Queue `SET key 0 EX ttl NX` and `INCR key` for each counter on a Redis pipeline."""
+    cache = caches[settings.RATELIMIT_USE_CACHE]
+    for counter in counters:
+        full = cache.make_key(counter.cache_key)
+        pipe.set(full, 0, ex=counter.ttl, nx=True)
+        pipe.incr(full)
+
+
+def counted(replies: Sequence[Any]) -> list[int]:
+    """The counters' new values from the replies of queue_counting's commands."""
     return [int(reply) for reply in replies[1::2]]
+
+
+def counting_failed(exc: BaseException) -> None:
+    # Counted, and logged once per outage (store_health), not once per request.
+    redis_health.failed(settings.RATELIMIT_USE_CACHE, "rate_limit", exc)
+
+
+def counting_succeeded() -> None:
+    redis_health.succeeded(settings.RATELIMIT_USE_CACHE)
 
 
 def give_back(counters: Sequence[Counter]) -> None:
@@ -142,8 +171,10 @@ class Quota(BaseThrottle, ABC):
         self._wait: float | None = None
 
     @abstractmethod
-    def key(self, request: Request, view: Any) -> str | None:
-        """The counter this request spends from, or None when the budget does not apply."""
+    def key(self, request: Request, view: Any, user_id: int | None) -> str | None:
+        """The counter this request spends from, or None when the budget does not apply.
+
+        `user_id` is the authenticated user's (None: anonymous)."""
 
     def allow_request(self, request: Request, view: Any) -> bool:
         self._wait = spend(request, view, [self])
@@ -173,25 +204,36 @@ def spend(request: Request, view: Any, quotas: Sequence[Quota]) -> float | None:
 
     Raises RateLimitUnavailable when the store is down and a budget fails closed.
     """
+    user = getattr(request, "user", None)
+    user_id = user.id if user is not None and user.is_authenticated else None
+    counters = plan(request, view, quotas, user_id)
+    return decide(counters, count(counters)) if counters else None
+
+
+def plan(request: Request, view: Any, quotas: Sequence[Quota], user_id: int | None) -> list[Counter]:
+    """The counters this request spends from (none when quotas are off or do not apply)."""
     if not settings.RATELIMIT_ENABLE:
-        return None
-    counters, money = [], {}
+        return []
+    counters = []
     for quota in quotas:
-        value = quota.key(request, view)
+        value = quota.key(request, view, user_id)
         rate = settings.RATE_LIMITS.get(quota.scope)
-        if value is None or not rate:  # a budget left out of RATE_LIMITS is unlimited
-            continue
-        counters.append(Counter.for_key(quota.scope, value, rate))
-        money[quota.scope] = quota.money
-    if not counters:
-        return None
-    values = count(counters)
-    if values is None:  # the counter store is unreachable
+        if value is not None and rate:  # a budget left out of RATE_LIMITS is unlimited
+            counters.append(Counter.for_key(quota.scope, value, rate, money=quota.money))
+    return counters
+
+
+def decide(counters: Sequence[Counter], values: Sequence[int] | None) -> float | None:
+    """None if every counter is within its budget, else the seconds to wait.
+
+    `values` None: the counter store was unreachable; each budget's fail-open setting
+    decides (RateLimitUnavailable when one fails closed).
+    """
+    if values is None:
         for counter in counters:
-            if money[counter.scope]:
-                fail_open = settings.RATE_LIMIT_FAIL_OPEN_MONEY
-            else:
-                fail_open = settings.RATE_LIMIT_FAIL_OPEN_READS
+            fail_open = (
+                settings.RATE_LIMIT_FAIL_OPEN_MONEY if counter.money else settings.RATE_LIMIT_FAIL_OPEN_READS
+            )
             if not fail_open:
                 metrics.record_rate_limited(counter.scope, reason="unavailable")
                 raise RateLimitUnavailable("Rate limiting is unavailable; retry shortly.")
@@ -209,9 +251,8 @@ class UserQuota(Quota):
 
     scope = "user"
 
-    def key(self, request: Request, view: Any) -> str | None:
-        user = getattr(request, "user", None)
-        return f"u{user.id}" if user is not None and user.is_authenticated else None
+    def key(self, request: Request, view: Any, user_id: int | None) -> str | None:
+        return f"u{user_id}" if user_id is not None else None
 
 
 class AnonQuota(Quota):
@@ -219,5 +260,5 @@ class AnonQuota(Quota):
 
     scope = "anon"
 
-    def key(self, request: Request, view: Any) -> str | None:
+    def key(self, request: Request, view: Any, user_id: int | None) -> str | None:
         return f"ip{client_ip(request)}"

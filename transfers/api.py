@@ -24,6 +24,7 @@ from foundation.pagination import KeysetPagination
 from foundation.ratelimits import Quotas, UserQuota
 from foundation.routing import UUID_PATTERN, parse_uuid
 from foundation.tracing import movement_span
+from foundation.views import OneRoundTripMixin
 from transfers import selectors
 from transfers.idempotency import (
     KEY_PATTERN,
@@ -118,7 +119,7 @@ def money_response(request: Request, key: str, movement: Movement) -> HttpRespon
     return response
 
 
-class TransferViewSet(viewsets.GenericViewSet):
+class TransferViewSet(OneRoundTripMixin, viewsets.GenericViewSet):
     serializer_class = TransferSerializer
     lookup_value_regex = UUID_PATTERN
 
@@ -216,7 +217,7 @@ class HistoryPagination(KeysetPagination):
     ordering_prefix = ("wallet_id",)
 
 
-class WalletMoneyViewSet(viewsets.GenericViewSet):
+class WalletMoneyViewSet(OneRoundTripMixin, viewsets.GenericViewSet):
     """/wallets/{id}/deposits, /withdrawals and /transactions: a wallet's money, served by the
     app that moves it (the wallet itself is wallets.api.WalletViewSet)."""
 

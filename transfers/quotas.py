@@ -23,7 +23,7 @@ class WalletOutgoingQuota(Quota):
     scope = "wallet_outgoing"
     money = True
 
-    def key(self, request: Request, view: Any) -> str | None:
+    def key(self, request: Request, view: Any, user_id: int | None) -> str | None:
         raw = view.kwargs.get("pk")
         if raw is None and isinstance(request.data, dict):
             raw = request.data.get("source_wallet_id")

@@ -1,4 +1,4 @@
-"""Reads on the ledger. Entries and balances come from the database; immutable transfer rows may be cached."""
+"""Reads on the ledger, from the database."""
 
 from __future__ import annotations
 
@@ -10,13 +10,11 @@ from django.db.models import BigIntegerField, Case, F, OuterRef, Q, QuerySet, Su
 from django.db.models.functions import Coalesce
 from django.db.models.lookups import Exact
 
-from foundation.cache import cached
 from transfers.errors import TransferNotFound
 from transfers.models import LedgerEntry, Transfer
 from wallets.models import Wallet
 from wallets.selectors import wallet_check_owner
 
-TRANSFER_CACHE = "transfer"
 _TRANSFER_FIELDS = Transfer.PUBLIC_FIELDS
 
 
@@ -88,28 +86,17 @@ def transfer_list(*, user_id: int, wallet_id: UUID | None = None) -> QuerySet[Tr
     return _visible_transfers(user_id=user_id)
 
 
-def _load_transfer(transfer_id: UUID) -> dict[str, Any] | None:
-    return (
+def transfer_get(*, transfer_id: UUID, user_id: int) -> Transfer:
+    """A transfer touching one of the caller's wallets, in one query (its wallets' owners joined)."""
+    transfer = (
         Transfer.objects.filter(pk=transfer_id)
-        .values(
-            *_TRANSFER_FIELDS,
-            source_owner_id=F("source_wallet__owner_id"),
-            destination_owner_id=F("destination_wallet__owner_id"),
-        )
+        .filter(Q(source_wallet__owner_id=user_id) | Q(destination_wallet__owner_id=user_id))
+        .only(*_TRANSFER_FIELDS)
         .first()
     )
-
-
-def transfer_get(*, transfer_id: UUID, user_id: int) -> Transfer:
-    """A transfer touching one of the caller's wallets.
-
-    Transfers are append-only and wallets never change owner, so the row is
-    cached without any invalidation.
-    """
-    data = cached(TRANSFER_CACHE, transfer_id, lambda: _load_transfer(transfer_id))
-    if data is None or user_id not in (data["source_owner_id"], data["destination_owner_id"]):
+    if transfer is None:
         raise TransferNotFound("No transfer with this id involves your wallets.")
-    return Transfer(**{name: data[name] for name in _TRANSFER_FIELDS})
+    return transfer
 
 
 def find_reference_use(

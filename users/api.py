@@ -15,6 +15,7 @@ from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
 from foundation.openapi import problem_responses, request_examples
 from foundation.ratelimits import AnonQuota
 from foundation.serializers import StrictCharField, StrictSerializer
+from foundation.views import OneRoundTripMixin
 from users.models import User
 from users.services import token_pair, token_refresh, token_revoke, user_create, user_login
 
@@ -70,7 +71,7 @@ class RegisterView(PublicView):
         return Response(UserSerializer(user).data, status=status.HTTP_201_CREATED)
 
 
-class MeView(APIView):
+class MeView(OneRoundTripMixin, APIView):
     @extend_schema(responses={200: MeSerializer})
     def get(self, request: Request) -> Response:
         return Response(MeSerializer(request.user).data)

@@ -14,6 +14,7 @@ from rest_framework.response import Response
 from foundation.openapi import request_examples
 from foundation.pagination import KeysetPagination
 from foundation.routing import UUID_PATTERN, parse_uuid
+from foundation.views import OneRoundTripMixin
 from wallets import selectors, services
 from wallets.serializers import WalletCreateSerializer, WalletSerializer, WalletUpdateSerializer
 
@@ -22,7 +23,7 @@ class WalletPagination(KeysetPagination):
     ordering = ("-created_at", "-id")
 
 
-class WalletViewSet(viewsets.GenericViewSet):
+class WalletViewSet(OneRoundTripMixin, viewsets.GenericViewSet):
     serializer_class = WalletSerializer
     pagination_class = WalletPagination
     lookup_value_regex = UUID_PATTERN

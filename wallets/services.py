@@ -11,11 +11,9 @@ from django.utils import timezone
 
 from audit.models import AuditEvent
 from audit.services import audit_record
-from foundation.cache import invalidate_on_commit
 from foundation.currencies import supported_currencies
 from wallets.errors import UnsupportedCurrency, WalletNotFound
 from wallets.models import Wallet
-from wallets.selectors import WALLET_META
 
 _system_wallet_ids: dict[str, UUID] = {}
 
@@ -52,7 +50,6 @@ def wallet_update(*, wallet_id: UUID, owner_id: int, name: str) -> Wallet:
             target_id=wallet_id,
             details={"name": name},
         )
-        invalidate_on_commit(WALLET_META, wallet_id)
     return Wallet.objects.get(pk=wallet_id)
 
 
@@ -89,7 +86,6 @@ def wallet_set_status(
                 target_id=wallet_id,
                 details=changes,
             )
-            invalidate_on_commit(WALLET_META, wallet_id)
     return Wallet.objects.get(pk=wallet_id)
 
 

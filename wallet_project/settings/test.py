@@ -12,11 +12,12 @@ from .environment import env
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 DEBUG = False
 
-# Real Redis, on databases of its own so tests never touch development data:
-# cache (14), rate-limit counters (13), Celery broker and results (15).
+# Real Redis, on databases of its own so tests never touch development data: cache and
+# rate-limit counters (14: one Redis for both, as in production, so a request's cache
+# read and counters share one round trip: foundation.views), Celery broker and results (15).
 _redis = env.str("TEST_REDIS_URL", default="redis://127.0.0.1:6379").rstrip("/")
 CACHES["default"]["LOCATION"] = f"{_redis}/14"  # noqa: F405
-CACHES["ratelimit"]["LOCATION"] = f"{_redis}/13"  # noqa: F405
+CACHES["ratelimit"]["LOCATION"] = f"{_redis}/14"  # noqa: F405
 # Keys carry the pytest process id, so two runs on one machine never clear each other's.
 CACHES["default"]["KEY_PREFIX"] = f"test{os.getpid()}"  # noqa: F405
 CACHES["ratelimit"]["KEY_PREFIX"] = f"test{os.getpid()}rl"  # noqa: F405

@@ -32,10 +32,16 @@ def warm(make_user, make_wallet, api_client, django_capture_on_commit_callbacks)
 BUDGETS = [
     ("GET", "/api/v1/auth/me", None, 0, "user from the authentication cache"),
     ("GET", "/api/v1/wallets", None, 1, "one page of wallets"),
-    ("GET", "/api/v1/wallets/{wallet}", None, 1, "metadata cached; the balance is always read"),
+    ("GET", "/api/v1/wallets/{wallet}", None, 1, "the caller's wallet, balance included"),
     ("POST", "/api/v1/wallets", {"currency": "EUR"}, 4, "savepoint, insert, audit event, release"),
     ("PATCH", "/api/v1/wallets/{wallet}", {"name": "Rent"}, 5, "savepoint, update, audit, re-read, release"),
-    ("GET", "/api/v1/wallets/{wallet}/transactions", None, 1, "one page of entries with their transfers"),
+    (
+        "GET",
+        "/api/v1/wallets/{wallet}/transactions",
+        None,
+        2,
+        "ownership; one page of entries with their transfers",
+    ),
     (
         "POST",
         "/api/v1/wallets/{wallet}/withdrawals",
@@ -44,8 +50,8 @@ BUDGETS = [
         "savepoint, lock (resolves the wallet), one write statement with the idempotency record, release",
     ),
     ("GET", "/api/v1/transfers", None, 1, "one page of the caller's transfers"),
-    ("GET", "/api/v1/transfers?wallet={wallet}", None, 1, "ownership from the cache; one page"),
-    ("GET", "/api/v1/transfers/{transfer}", None, 1, "immutable row, cached after the first read"),
+    ("GET", "/api/v1/transfers?wallet={wallet}", None, 2, "ownership; one page"),
+    ("GET", "/api/v1/transfers/{transfer}", None, 1, "the row, if one of its wallets is the caller's"),
 ]
 
 
@@ -76,13 +82,36 @@ def redis_round_trips(monkeypatch):
     return sent
 
 
-def test_a_transfer_costs_two_redis_round_trips(warm, redis_round_trips):
-    # 1 GET the authenticated user (authentication cache)
-    # 2 one pipeline: create-if-missing and increment the user, money and source-wallet counters
-    body = {"source_wallet_id": str(warm["wallet"].id), "destination_wallet_id": str(warm["wallet"].id)}
-    body["destination_wallet_id"] = warm["transfer"]["destination_wallet_id"]
-    body["amount"] = 1
-    response = warm["client"].post("/api/v1/transfers", body, format="json", **idem())
+# Every authenticated endpoint: the cached user row and every quota counter the request
+# spends go to Redis in one pipeline (foundation.views).
+ONE_ROUND_TRIP = [
+    ("GET", "/api/v1/auth/me", None),
+    ("GET", "/api/v1/wallets", None),
+    ("GET", "/api/v1/wallets/{wallet}", None),
+    ("PATCH", "/api/v1/wallets/{wallet}", {"name": "Rent"}),
+    ("GET", "/api/v1/wallets/{wallet}/transactions", None),
+    ("POST", "/api/v1/wallets/{wallet}/deposits", {"amount": 1}),
+    ("POST", "/api/v1/wallets/{wallet}/withdrawals", {"amount": 1}),
+    ("POST", "/api/v1/transfers", "transfer"),
+    ("GET", "/api/v1/transfers", None),
+    ("GET", "/api/v1/transfers/{transfer}", None),
+]
 
-    assert response.status_code == 201, response.content
-    assert len(redis_round_trips) == 2, redis_round_trips
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"), ONE_ROUND_TRIP, ids=[f"{m} {p}" for m, p, _ in ONE_ROUND_TRIP]
+)
+def test_an_authenticated_request_costs_one_redis_round_trip(warm, redis_round_trips, method, path, body):
+    if body == "transfer":
+        body = {
+            "source_wallet_id": str(warm["wallet"].id),
+            "destination_wallet_id": warm["transfer"]["destination_wallet_id"],
+            "amount": 1,
+        }
+    url = path.format(wallet=warm["wallet"].id, transfer=warm["transfer"]["id"])
+    data = json.dumps(body) if body is not None else ""
+
+    response = warm["client"].generic(method, url, data=data, content_type="application/json", **idem())
+
+    assert response.status_code < 300, response.content
+    assert len(redis_round_trips) == 1, redis_round_trips

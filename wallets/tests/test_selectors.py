@@ -6,11 +6,10 @@ import uuid
 
 import pytest
 
-from foundation.cache import peek
 from transfers.services import deposit_create
 from wallets.errors import WalletNotFound
 from wallets.models import Wallet
-from wallets.selectors import WALLET_META, wallet_check_owner, wallet_get, wallet_list, wallet_meta
+from wallets.selectors import wallet_check_owner, wallet_get, wallet_list
 from wallets.services import system_wallet_id
 
 pytestmark = pytest.mark.django_db
@@ -45,38 +44,9 @@ def test_wallet_list_is_the_callers_user_wallets(wallets):
     assert Wallet.objects.filter(kind="system").exists()  # and none of them is listed for anyone
 
 
-def test_wallet_meta_is_cached_and_carries_no_balance(wallets, django_assert_num_queries):
-    main = wallets["main"]
-
-    first = wallet_meta(wallet_id=main.id)
-    with django_assert_num_queries(0):
-        again = wallet_meta(wallet_id=main.id)
-
-    assert again == first == peek(WALLET_META, main.id)
-    assert first == {
-        "id": main.id,
-        "owner_id": wallets["alice"].id,
-        "kind": "user",
-        "currency": "USD",
-        "name": "main",
-        "status": "active",
-        "created_at": main.created_at,
-    }
-
-
-def test_a_missing_wallet_has_no_meta_and_is_not_cached(django_assert_num_queries):
-    missing = uuid.uuid4()
-
-    assert wallet_meta(wallet_id=missing) is None
-    assert peek(WALLET_META, missing) is None
-    with django_assert_num_queries(1):  # looked up again: "no such wallet" is never cached
-        assert wallet_meta(wallet_id=missing) is None
-
-
-def test_wallet_check_owner_answers_the_callers_wallets_meta(wallets):
-    meta = wallet_check_owner(wallet_id=wallets["spare"].id, owner_id=wallets["alice"].id)
-
-    assert (meta["id"], meta["currency"], meta["name"]) == (wallets["spare"].id, "EUR", "spare")
+def test_wallet_check_owner_accepts_the_callers_wallet_in_one_query(wallets, django_assert_num_queries):
+    with django_assert_num_queries(1):
+        assert wallet_check_owner(wallet_id=wallets["spare"].id, owner_id=wallets["alice"].id) is None
 
 
 @NOT_THE_CALLERS
@@ -85,10 +55,10 @@ def test_wallet_check_owner_refuses_a_wallet_that_is_not_the_callers(wallets, wh
         wallet_check_owner(wallet_id=not_the_callers(wallets, whose), owner_id=wallets["alice"].id)
 
 
-def test_wallet_get_reads_metadata_from_the_cache_and_the_balance_fresh(wallets, django_assert_num_queries):
+def test_wallet_get_reads_the_whole_wallet_fresh_in_one_query(wallets, django_assert_num_queries):
     main, alice = wallets["main"], wallets["alice"]
-    wallet_get(wallet_id=main.id, owner_id=alice.id)  # the metadata is cached now
-    deposit_create(wallet_id=main.id, owner_id=alice.id, amount=45)  # the balance changes, the metadata not
+    wallet_get(wallet_id=main.id, owner_id=alice.id)
+    deposit_create(wallet_id=main.id, owner_id=alice.id, amount=45)  # the balance changes
 
     with django_assert_num_queries(1):
         wallet = wallet_get(wallet_id=main.id, owner_id=alice.id)

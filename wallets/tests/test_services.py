@@ -10,12 +10,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from audit.models import AuditEvent
-from foundation.cache import peek
 from testing.threads import Threads, held_in_transaction, lock_waiters, wait_until
 from wallets import services
 from wallets.errors import UnsupportedCurrency, WalletNotFound
 from wallets.models import Wallet
-from wallets.selectors import WALLET_META, wallet_meta
 from wallets.services import (
     system_wallet_id,
     wallet_create,
@@ -29,14 +27,6 @@ pytestmark = pytest.mark.django_db
 
 def wallet_events(wallet_id: uuid.UUID) -> list[AuditEvent]:
     return list(AuditEvent.objects.filter(target_type="wallet", target_id=str(wallet_id)).order_by("id"))
-
-
-def cached_meta(wallet: Wallet) -> dict:
-    """Read the wallet's metadata once, so it is in the cache, and return it."""
-    wallet_meta(wallet_id=wallet.id)
-    meta = peek(WALLET_META, wallet.id)
-    assert meta is not None
-    return meta
 
 
 # --- wallet_create ------------------------------------------------------------------------------
@@ -73,22 +63,14 @@ def test_wallet_create_refuses_an_unsupported_currency_and_writes_nothing(make_u
 # --- wallet_update ------------------------------------------------------------------------------
 
 
-def test_wallet_update_renames_audits_and_retires_the_cached_name_on_commit(
-    make_user, make_wallet, django_capture_on_commit_callbacks
-):
+def test_wallet_update_renames_and_audits(make_user, make_wallet):
     owner = make_user()
     wallet = make_wallet(owner, balance=300, name="old")
-    assert cached_meta(wallet)["name"] == "old"
 
-    with django_capture_on_commit_callbacks(execute=False) as pending:
-        renamed = wallet_update(wallet_id=wallet.id, owner_id=owner.id, name="new")
+    renamed = wallet_update(wallet_id=wallet.id, owner_id=owner.id, name="new")
 
     assert (renamed.name, renamed.balance) == ("new", 300)
-    assert peek(WALLET_META, wallet.id)["name"] == "old"  # not before the commit...
-    for callback in pending:
-        callback()
-    assert peek(WALLET_META, wallet.id) is None  # ...but once it has happened
-    assert wallet_meta(wallet_id=wallet.id)["name"] == "new"
+    assert Wallet.objects.get(pk=wallet.pk).name == "new"
     (event,) = [e for e in wallet_events(wallet.id) if e.action == AuditEvent.Action.WALLET_UPDATED]
     assert (event.actor_id, event.details) == (owner.id, {"name": "new"})
 
@@ -115,19 +97,14 @@ def test_wallet_update_of_a_wallet_that_is_not_the_callers_is_not_found(make_use
 # --- wallet_set_status ----------------------------------------------------------------------------
 
 
-def test_wallet_set_status_names_the_operator_and_each_old_and_new_value(
-    make_user, make_wallet, django_capture_on_commit_callbacks
-):
+def test_wallet_set_status_names_the_operator_and_each_old_and_new_value(make_user, make_wallet):
     operator, owner = make_user(), make_user()
     wallet = make_wallet(owner, balance=40, name="main")
-    assert cached_meta(wallet)["status"] == "active"
 
-    with django_capture_on_commit_callbacks(execute=True) as invalidations:
-        frozen = wallet_set_status(wallet_id=wallet.id, status="frozen", actor_id=operator.id, name="held")
+    frozen = wallet_set_status(wallet_id=wallet.id, status="frozen", actor_id=operator.id, name="held")
 
     assert (frozen.status, frozen.name, frozen.balance) == ("frozen", "held", 40)
-    assert len(invalidations) == 1
-    assert wallet_meta(wallet_id=wallet.id)["status"] == "frozen"
+    assert Wallet.objects.get(pk=wallet.pk).status == "frozen"
     (event,) = [e for e in wallet_events(wallet.id) if e.action == AuditEvent.Action.WALLET_UPDATED]
     assert event.actor_id == operator.id
     assert event.details == {
@@ -143,16 +120,14 @@ def test_wallet_set_status_records_only_what_changed(
     wallet_set_status(wallet_id=wallet.id, status="closed", actor_id=None)
     before = len(wallet_events(wallet.id))
 
-    with django_capture_on_commit_callbacks() as invalidations:
-        same = wallet_set_status(wallet_id=wallet.id, status="closed", actor_id=None, name="main")
-        renamed = wallet_set_status(wallet_id=wallet.id, status="closed", actor_id=None, name="archive")
+    same = wallet_set_status(wallet_id=wallet.id, status="closed", actor_id=None, name="main")
+    renamed = wallet_set_status(wallet_id=wallet.id, status="closed", actor_id=None, name="archive")
 
     assert (same.status, renamed.name) == ("closed", "archive")
     events = wallet_events(wallet.id)
     assert len(events) == before + 1  # the no-op wrote nothing
     assert events[-1].details == {"name": {"old": "main", "new": "archive"}}
     assert events[-1].actor_id is None  # the system itself
-    assert len(invalidations) == 1
 
 
 def test_wallet_set_status_refuses_an_unknown_status_and_a_missing_wallet(make_user, make_wallet):
