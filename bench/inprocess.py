@@ -7,9 +7,10 @@
 Creates a throwaway database (--database, dropped at the end), migrates it, and calls the
 WSGI application directly with production settings (JWT, idempotency keys, rate limits in
 Redis db 12 raised through settings, JSON logs, metrics, tracing as configured by the
-environment) for POST /api/v1/transfers, POST deposits, GET a wallet and GET a history page
-(20 entries), between 16 wallets of 8 users. CPU is this process's (`time.process_time`);
-wall time also includes the PostgreSQL and Redis work the request waits for.
+environment: by default no exporter, so no spans) for POST /api/v1/transfers, POST
+deposits, GET a wallet and GET a history page (20 entries), between 16 wallets of 8 users.
+CPU is this process's (`time.process_time`); wall time also includes the PostgreSQL and
+Redis work the request waits for.
 
 The floor, measured the same way in the same process: a minimal DRF APIView that parses the
 transfer's JSON body, validates it with a plain `Serializer` and answers 201, with no
@@ -189,6 +190,14 @@ def floor_view() -> Callable[[dict], int]:
     return call
 
 
+def _tracing_state() -> str:
+    from foundation.tracing import recording
+
+    if os.environ.get("OTEL_SDK_DISABLED") == "true":
+        return "off (OTEL_SDK_DISABLED=true)"
+    return "recording spans (exporter configured)" if recording() else "no exporter configured (no spans)"
+
+
 def measure(label: str, request: Callable[[], None], count: int) -> dict[str, float]:
     for _ in range(min(200, count)):  # warm caches, prepared statements, connections
         request()
@@ -207,6 +216,12 @@ def main() -> int:
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     parser.add_argument(
         "--cumulative", type=int, default=0, help="with --profile: the N costliest call trees"
+    )
+    parser.add_argument(
+        "--profile-endpoint",
+        choices=["transfer", "deposit", "wallet", "history"],
+        default="transfer",
+        help="with --profile: which endpoint to profile",
     )
     args = parser.parse_args()
     import psycopg
@@ -274,7 +289,7 @@ def main() -> int:
             floor_cpu = rows[0]["cpu_ms"]
             for row in rows:
                 row["ratio_to_floor"] = row["cpu_ms"] / floor_cpu
-            tracing = "off (OTEL_SDK_DISABLED)" if os.environ.get("OTEL_SDK_DISABLED") == "true" else "on"
+            tracing = _tracing_state()
             print(f"\n{args.requests} requests each, production settings, tracing {tracing}:")
             print(f"{'endpoint':52} {'CPU ms':>8} {'wall ms':>8} {'x floor':>8}")
             for row in rows:
@@ -283,12 +298,21 @@ def main() -> int:
             if args.json:
                 args.json.write_text(json.dumps({"tracing": tracing, "rows": rows}, indent=2))
             if args.profile:
+                profiled = {
+                    "transfer": transfer,
+                    "deposit": deposit,
+                    "wallet": get_wallet,
+                    "history": history_page,
+                }
+                request = profiled[args.profile_endpoint]
                 profile = cProfile.Profile(time.process_time)  # CPU, not time spent waiting
                 profile.enable()
                 for _ in range(args.requests):
-                    transfer()
+                    request()
                 profile.disable()
-                print("\nshare of a transfer's CPU time (own time, cProfile on process_time) by package:")
+                print(
+                    f"\nshare of {args.profile_endpoint} CPU (own time, cProfile on process_time) by package:"
+                )
                 for share, key in by_package(profile):
                     print(f"{share:5.1f} %  {key}")
                 if args.cumulative:

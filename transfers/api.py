@@ -44,6 +44,8 @@ from transfers.serializers import (
     TransferCreateSerializer,
     TransferFilterSerializer,
     TransferSerializer,
+    entry_data,
+    transfer_data,
 )
 from transfers.services import Movement
 
@@ -150,13 +152,13 @@ class TransferViewSet(OneRoundTripMixin, viewsets.GenericViewSet):
         )
         with replica_reads(user_id=request.user.id):  # a non-critical list: the replica may serve it
             page = self.paginate_queryset(queryset)
-            data = TransferSerializer(page, many=True).data
+            data = [transfer_data(transfer) for transfer in page]
         return self.get_paginated_response(data)
 
     @extend_schema(responses={200: TransferSerializer})
     def retrieve(self, request: Request, pk: str) -> Response:
         transfer = selectors.transfer_get(transfer_id=parse_uuid(pk), user_id=request.user.id)
-        return Response(TransferSerializer(transfer).data)
+        return Response(transfer_data(transfer))
 
     @extend_schema(
         parameters=[IDEMPOTENCY_PARAMETER],
@@ -245,7 +247,7 @@ class WalletMoneyViewSet(OneRoundTripMixin, viewsets.GenericViewSet):
         )
         with replica_reads(user_id=request.user.id):  # a non-critical list: the replica may serve it
             page = self.paginate_queryset(entries)
-            data = LedgerEntrySerializer(page, many=True).data
+            data = [entry_data(entry) for entry in page]
         return self.get_paginated_response(data)
 
     @movement_schema(

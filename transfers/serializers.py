@@ -70,9 +70,29 @@ class TransferFilterSerializer(QueryFilterSerializer):
     wallet = StrictUUIDField(required=False)
 
 
+# The API renders its answers from these plain dicts: a ModelSerializer rebuilds its fields
+# for every instance, which cost more than the rest of a read. The serializers above
+# describe the same shapes for the OpenAPI document; tests/test_serializers.py holds
+# each dict to its serializer's output.
+
+
 def transfer_data(transfer: Transfer) -> dict:
-    """The transfer's public representation (cheaper than a serializer on the hot path)."""
+    """A transfer as the API shows it (TransferSerializer)."""
     return {name: getattr(transfer, name) for name in Transfer.PUBLIC_FIELDS}
+
+
+def entry_data(entry: LedgerEntry) -> dict:
+    """A history entry as the API shows it (LedgerEntrySerializer)."""
+    return {
+        "id": entry.id,
+        "type": entry.type,
+        "amount": entry.amount,
+        "balance_after": entry.balance_after,
+        "transfer_id": entry.transfer_id,
+        "reference": entry.transfer.reference,
+        "description": entry.transfer.description,
+        "created_at": entry.created_at,
+    }
 
 
 _renderer = JSONRenderer()

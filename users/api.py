@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from django.contrib.auth.validators import UnicodeUsernameValidator
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import serializers, status
+from rest_framework import status
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -14,30 +13,17 @@ from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
 
 from foundation.openapi import problem_responses, request_examples
 from foundation.ratelimits import AnonQuota
-from foundation.serializers import StrictCharField, StrictSerializer
 from foundation.views import OneRoundTripMixin
-from users.models import User
+from users.serializers import (
+    LoginSerializer,
+    MeSerializer,
+    RefreshTokenSerializer,
+    RegisterSerializer,
+    TokenPairSerializer,
+    UserSerializer,
+    me_data,
+)
 from users.services import token_pair, token_refresh, token_revoke, user_create, user_login
-
-
-class RegisterSerializer(StrictSerializer):
-    username = StrictCharField(max_length=150, validators=[UnicodeUsernameValidator()])
-    email = serializers.EmailField(max_length=254)
-    password = StrictCharField(write_only=True, max_length=128, trim_whitespace=False)
-
-
-class UserSerializer(serializers.ModelSerializer):
-    class Meta:
-        model = User
-        fields = ["id", "username", "email"]
-        read_only_fields = fields
-
-
-class MeSerializer(serializers.ModelSerializer):
-    class Meta:
-        model = User
-        fields = ["id", "username", "email", "date_joined"]
-        read_only_fields = fields
 
 
 class PublicView(APIView):
@@ -74,16 +60,7 @@ class RegisterView(PublicView):
 class MeView(OneRoundTripMixin, APIView):
     @extend_schema(responses={200: MeSerializer})
     def get(self, request: Request) -> Response:
-        return Response(MeSerializer(request.user).data)
-
-
-class RefreshTokenSerializer(StrictSerializer):
-    refresh = StrictCharField()
-
-
-class TokenPairSerializer(serializers.Serializer):
-    access = serializers.CharField()
-    refresh = serializers.CharField()
+        return Response(me_data(request.user))
 
 
 class RefreshView(PublicView):
@@ -102,12 +79,6 @@ class RefreshView(PublicView):
         except TokenError as exc:
             raise InvalidToken(str(exc)) from None
         return Response(pair, status=status.HTTP_200_OK)
-
-
-class LoginSerializer(StrictSerializer):
-    username = StrictCharField()
-    # As registered: a password's spaces are part of it.
-    password = StrictCharField(trim_whitespace=False)
 
 
 class TokenView(PublicView):

@@ -16,7 +16,7 @@ from foundation.pagination import KeysetPagination
 from foundation.routing import UUID_PATTERN, parse_uuid
 from foundation.views import OneRoundTripMixin
 from wallets import selectors, services
-from wallets.serializers import WalletCreateSerializer, WalletSerializer, WalletUpdateSerializer
+from wallets.serializers import WalletCreateSerializer, WalletSerializer, WalletUpdateSerializer, wallet_data
 
 
 class WalletPagination(KeysetPagination):
@@ -31,7 +31,7 @@ class WalletViewSet(OneRoundTripMixin, viewsets.GenericViewSet):
     @extend_schema(responses={200: WalletSerializer(many=True)})
     def list(self, request: Request) -> Response:
         page = self.paginate_queryset(selectors.wallet_list(owner_id=request.user.id))
-        return self.get_paginated_response(WalletSerializer(page, many=True).data)
+        return self.get_paginated_response([wallet_data(wallet) for wallet in page])
 
     @extend_schema(
         request=WalletCreateSerializer,
@@ -42,12 +42,12 @@ class WalletViewSet(OneRoundTripMixin, viewsets.GenericViewSet):
         serializer = WalletCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         wallet = services.wallet_create(owner_id=request.user.id, **serializer.validated_data)
-        return Response(WalletSerializer(wallet).data, status=status.HTTP_201_CREATED)
+        return Response(wallet_data(wallet), status=status.HTTP_201_CREATED)
 
     @extend_schema(responses={200: WalletSerializer})
     def retrieve(self, request: Request, pk: str) -> Response:
         wallet = selectors.wallet_get(wallet_id=parse_uuid(pk), owner_id=request.user.id)
-        return Response(WalletSerializer(wallet).data)
+        return Response(wallet_data(wallet))
 
     @extend_schema(
         request=WalletUpdateSerializer,
@@ -61,4 +61,4 @@ class WalletViewSet(OneRoundTripMixin, viewsets.GenericViewSet):
         wallet = services.wallet_update(
             wallet_id=parse_uuid(pk), owner_id=request.user.id, name=serializer.validated_data["name"]
         )
-        return Response(WalletSerializer(wallet).data)
+        return Response(wallet_data(wallet))

@@ -34,7 +34,8 @@ class WalletSerializer(serializers.ModelSerializer):
 
 
 def wallet_data(wallet: Wallet) -> dict:
-    """The wallet's public representation (cheaper than a serializer on the hot path)."""
+    """A wallet as the API shows it (WalletSerializer describes it for the OpenAPI document;
+    a ModelSerializer rebuilds its fields for every instance, which cost more than the read)."""
     return {
         "id": wallet.id,
         "currency": wallet.currency,
