@@ -236,3 +236,13 @@ def test_with_ledger_balance_reads_any_number_of_wallets_in_one_query(
         accounts.usd_system: ("system", 0, -1470),
         eur_system: ("system", 0, -320),
     }
+
+
+def test_transfer_get_selects_the_public_fields_in_the_models_order():
+    from transfers.models import Transfer
+    from transfers.selectors import TRANSFER_GET_SQL
+
+    order = [field.attname for field in Transfer._meta.concrete_fields]
+    selected = TRANSFER_GET_SQL.split("SELECT ", 1)[1].split(" FROM", 1)[0].split(", ")
+    assert tuple(name.removeprefix("t.") for name in selected) == Transfer.PUBLIC_FIELDS
+    assert sorted(Transfer.PUBLIC_FIELDS, key=order.index) == list(Transfer.PUBLIC_FIELDS)

@@ -99,7 +99,7 @@ def test_a_history_page_is_an_ownership_check_and_the_page(api_client, make_user
         assert client.get(url).status_code == 200
 
     assert len(queries) == 2
-    assert 'FROM "wallets_wallet"' in queries.captured_queries[0]["sql"]  # a primary-key look-up
+    assert "FROM wallets_wallet" in queries.captured_queries[0]["sql"]  # a primary-key look-up
     assert "transfers_ledgerentry" in queries.captured_queries[1]["sql"]
 
 

@@ -78,3 +78,12 @@ def test_wallet_get_reads_the_whole_wallet_fresh_in_one_query(wallets, django_as
 def test_wallet_get_refuses_a_wallet_that_is_not_the_callers(wallets, whose):
     with pytest.raises(WalletNotFound):
         wallet_get(wallet_id=not_the_callers(wallets, whose), owner_id=wallets["alice"].id)
+
+
+def test_the_read_statements_select_the_wallet_fields_in_the_models_order():
+    from wallets.selectors import OWNED_WALLET_SQL, WALLET_FIELDS
+
+    order = [field.attname for field in Wallet._meta.concrete_fields]
+    selected = OWNED_WALLET_SQL.split("SELECT ", 1)[1].split(" FROM", 1)[0].split(", ")
+    assert tuple(selected) == WALLET_FIELDS
+    assert sorted(WALLET_FIELDS, key=order.index) == list(WALLET_FIELDS)
