@@ -318,6 +318,8 @@ def main() -> int:
                 if args.cumulative:
                     print("\nfunctions by cumulative CPU time:")
                     pstats.Stats(profile).sort_stats("cumulative").print_stats(args.cumulative)
+                    print("\nfunctions by own CPU time:")
+                    pstats.Stats(profile).sort_stats("tottime").print_stats(args.cumulative)
     finally:
         if "django.db" in sys.modules:
             sys.modules["django.db"].connections.close_all()

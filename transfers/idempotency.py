@@ -152,7 +152,9 @@ def _execute_once(req: IdempotentRequest, movement: Movement) -> StoredResponse:
         with transaction.atomic():
             prepared = services.movement_prepare(movement)
             body = movement_response_body(prepared)
-            prepared.write(extra_rows=[_record(req, CREATED, body, transfer_id=prepared.transfer.id)])
+            record = _record(req, CREATED, body, transfer_id=prepared.transfer.id)
+            record.created_at = prepared.transfer.created_at  # the movement's time
+            prepared.write(extra_rows=[record])
         return StoredResponse(status=CREATED, body=body, replayed=False)
     except WalletError as error:
         return _store_refusal(req, movement, error)

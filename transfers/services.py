@@ -391,6 +391,7 @@ def _build(movement: Movement, source: Wallet, destination: Wallet) -> PreparedM
             "reference": movement.reference,
         },
     )
+    audit.created_at = now  # one time for the whole movement (and one parameter: statements)
     changed = tuple(w for w in (source, destination) if not w.is_system)
     for wallet in changed:
         wallet.updated_at = now

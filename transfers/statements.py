@@ -7,14 +7,12 @@ for one round trip. The deferred constraint triggers still check everything at
 COMMIT.
 
 The tables and their column lists are written out here (transfers/tests/
-test_statements.py checks each against its model), and each statement's text is built
-once per process for each shape of movement and reused. Every value is a bound
-parameter; only these constant identifiers and placeholders make up the text.
+test_statements.py checks each against its model). Every value is a bound parameter;
+only these constant identifiers and placeholders make up the text.
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -40,9 +38,6 @@ class Table:
     def values(self, row: Model) -> list[Any]:
         # The columns are the models' attribute names (foreign keys included: `*_id`).
         return [Jsonb(getattr(row, c)) if c in self.json_columns else getattr(row, c) for c in self.columns]
-
-    def placeholders(self) -> str:
-        return "(" + ", ".join(["%s"] * len(self.columns)) + ")"
 
 
 TRANSFERS = Table(
@@ -75,45 +70,70 @@ TABLES: dict[type[Model], Table] = {
 }
 
 
-@functools.cache
-def statement(shape: tuple[tuple[Table, int], ...], balances: int) -> str:
-    """The text for inserting `count` rows into each table of `shape`, in order, and
-    setting `balances` wallet balances. Built once per shape per process."""
+def statement(
+    rows: Sequence[Model], *, balances: Sequence[tuple[UUID, int]], updated_at: datetime
+) -> tuple[str, dict[str, Any]]:
+    """The text and named parameters that insert `rows` (grouped by model, in the order
+    given) and set the wallets' new `balances` ((wallet id, balance) pairs).
+
+    Equal uuid, timestamp and integer values share one parameter (a transfer's id, its
+    time, its amount and its wallets each appear several times). Those types are stated
+    by the client, so one parameter can serve every column it appears in; strings and
+    NULLs, whose type PostgreSQL infers from the column, never share. Sharing keeps a
+    movement's statement under the 50 parameters up to which psycopg caches how it
+    converts a statement's text, so the text is parsed once per process, not per call.
+    """
+    params: dict[str, Any] = {}
+    names: dict[tuple[type, Any], str] = {}
+
+    def placeholder(value: Any) -> str:
+        key = (type(value), value) if type(value) in _SHARED_TYPES else None
+        name = names.get(key) if key is not None else None
+        if name is None:
+            name = f"p{len(params)}"
+            params[name] = value
+            if key is not None:
+                names[key] = name
+        return f"%({name})s"
+
     parts = []
-    for index, (table, count) in enumerate(shape):
-        values = ", ".join([table.placeholders()] * count)
+    for index, (table, group) in enumerate(_grouped(rows)):
+        values = ", ".join("(" + ", ".join(map(placeholder, table.values(row))) + ")" for row in group)
         insert = " ".join(("INSERT INTO", table.name, "(" + ", ".join(table.columns) + ")", "VALUES", values))
         parts.append(f"i{index} AS ({insert})")
     if balances:
-        cases = " ".join(["WHEN %s THEN %s"] * balances)
-        ids = ", ".join(["%s"] * balances)
+        cases = " ".join(f"WHEN {placeholder(w)} THEN {placeholder(b)}" for w, b in balances)
+        ids = ", ".join(placeholder(w) for w, _ in balances)
         update = " ".join(
             (
                 "UPDATE wallets_wallet SET balance = CASE id",
                 cases,
-                "END, updated_at = %s WHERE id IN (" + ids + ")",
+                "END, updated_at =",
+                placeholder(updated_at),
             )
         )
-        parts.append(f"b AS ({update})")
-    return "WITH " + ", ".join(parts) + " SELECT 1"
+        parts.append(f"b AS ({update} WHERE id IN ({ids}))")
+    return "WITH " + ", ".join(parts) + " SELECT 1", params
 
 
 def write(rows: Sequence[Model], *, balances: Sequence[tuple[UUID, int]], updated_at: datetime) -> None:
-    """Insert `rows` (grouped by model, in the order given) and store the wallets' new
-    `balances` ((wallet id, balance) pairs), in one statement, in the caller's transaction."""
-    shape: list[tuple[Table, int]] = []
-    params: list[Any] = []
+    """Run statement(): the rows and the new balances in one statement, in the caller's transaction."""
+    sql, params = statement(rows, balances=balances, updated_at=updated_at)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+
+
+# Types psycopg sends with their PostgreSQL type (uuid, timestamptz, an integer type).
+_SHARED_TYPES = frozenset({UUID, datetime, int})
+
+
+def _grouped(rows: Sequence[Model]) -> list[tuple[Table, list[Model]]]:
+    """Consecutive rows of one model become one INSERT of several rows."""
+    groups: list[tuple[Table, list[Model]]] = []
     for row in rows:
         table = TABLES[type(row)]
-        if shape and shape[-1][0] is table:
-            shape[-1] = (table, shape[-1][1] + 1)
+        if groups and groups[-1][0] is table:
+            groups[-1][1].append(row)
         else:
-            shape.append((table, 1))
-        params.extend(table.values(row))
-    for wallet_id, balance in balances:
-        params.extend((wallet_id, balance))
-    if balances:
-        params.append(updated_at)
-        params.extend(wallet_id for wallet_id, _ in balances)
-    with connection.cursor() as cursor:
-        cursor.execute(statement(tuple(shape), len(balances)), params)
+            groups.append((table, [row]))
+    return groups

@@ -1,4 +1,4 @@
-"""The money path's one write statement (transfers.statements): its tables, its text, its cache.
+"""The money path's one write statement (transfers.statements): its tables, its text, its parameters.
 
 The column lists are written out by hand in transfers/statements.py; these tests hold them
 to the models, so a model change cannot silently desynchronise the SQL.
@@ -26,10 +26,6 @@ from transfers.statements import (
     statement,
 )
 from wallets.models import Wallet
-
-# What a deposit writes: the transfer, its two legs, the audit event, the idempotency
-# record, and one user wallet's balance. A transfer writes two balances.
-DEPOSIT_SHAPE = ((TRANSFERS, 1), (LEDGER_ENTRIES, 2), (AUDIT_EVENTS, 1), (IDEMPOTENCY_RECORDS, 1))
 
 
 def written_columns(model: type[models.Model]) -> list[str]:
@@ -79,56 +75,151 @@ def ctes(text: str) -> list[str]:
     return re.findall(r"(?:WITH|,) (\w+) AS \(", text)
 
 
+def movement_rows(kind: str = "deposit") -> tuple[list[models.Model], list[tuple[uuid.UUID, int]], object]:
+    """The rows a deposit (or transfer) writes, sharing ids, time and amount as the service's do."""
+    now = timezone.now()
+    transfer_id, user_wallet, other = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    source, destination = (other, user_wallet) if kind == "deposit" else (user_wallet, other)
+    transfer = Transfer(
+        id=transfer_id, kind=kind, source_wallet_id=source, destination_wallet_id=destination, amount=250,
+        currency="USD", reference=None, reference_wallet_id=user_wallet, description="", initiated_by_id=7,
+        created_at=now,
+    )  # fmt: skip
+    legs = [
+        LedgerEntry(
+            transfer_id=transfer_id,
+            wallet_id=source,
+            type=kind,
+            amount=-250,
+            balance_after=None,
+            created_at=now,
+        ),
+        LedgerEntry(
+            transfer_id=transfer_id,
+            wallet_id=destination,
+            type=kind,
+            amount=250,
+            balance_after=1_250,
+            created_at=now,
+        ),
+    ]
+    audit = AuditEvent(
+        action="money.deposit",
+        actor_id=7,
+        target_type="transfer",
+        target_id=str(transfer_id),
+        amount=250,
+        currency="USD",
+        details={"reference": None},
+        created_at=now,
+    )
+    record = IdempotencyRecord(
+        user_id=7,
+        key="k-1",
+        method="POST",
+        path="/p",
+        request_hash="h",
+        status_code=201,
+        response_body=b"{}",
+        transfer_id=transfer_id,
+        created_at=now,
+    )
+    balances = [(user_wallet, 1_250)] if kind == "deposit" else [(source, 0), (destination, 1_250)]
+    return [transfer, *legs, audit, record], balances, now
+
+
 def test_a_deposits_statement_inserts_each_table_once_and_updates_one_balance():
-    text = statement(DEPOSIT_SHAPE, 1)
+    rows, balances, now = movement_rows()
+
+    text, params = statement(rows, balances=balances, updated_at=now)
 
     assert text.startswith("WITH i0 AS (INSERT INTO transfers_transfer (id, kind, ")
     assert text.endswith(" SELECT 1")
     assert ctes(text) == ["i0", "i1", "i2", "i3", "b"]
-    for index, (table, count) in enumerate(DEPOSIT_SHAPE):
-        # One INSERT per table, with one row of placeholders per row (the two legs: two rows).
-        values = ", ".join([table.placeholders()] * count)
-        assert f"i{index} AS (INSERT INTO {table.name} ({', '.join(table.columns)}) VALUES {values})" in text
-        assert text.count(f"INSERT INTO {table.name} ") == 1
+    for table in (TRANSFERS, LEDGER_ENTRIES, AUDIT_EVENTS, IDEMPOTENCY_RECORDS):
+        assert text.count(f"INSERT INTO {table.name} ({', '.join(table.columns)}) VALUES ") == 1
+    assert text.count("), (") == 1  # the two legs: one INSERT of two rows
     assert text.count("UPDATE ") == 1
     update = (
-        "UPDATE wallets_wallet SET balance = CASE id WHEN %s THEN %s END, updated_at = %s WHERE id IN (%s)"
+        r"b AS \(UPDATE wallets_wallet SET balance = CASE id WHEN %\((p\d+)\)s THEN %\(p\d+\)s END, "
+        r"updated_at = %\(p\d+\)s WHERE id IN \(%\(\1\)s\)\)"
     )
-    assert f"b AS ({update})" in text
-    rows = sum(len(table.columns) * count for table, count in DEPOSIT_SHAPE)
-    assert text.count("%s") == rows + 2 + 1 + 1  # the rows, (id, balance), updated_at, the id list
+    assert re.search(update, text)
+    # Every placeholder is bound, each parameter is used, and every value is a parameter.
+    used = set(re.findall(r"%\((\w+)\)s", text))
+    assert used == set(params)
+    assert "250" not in text and "USD" not in text
+
+
+def test_equal_ids_times_and_amounts_share_one_parameter_and_strings_and_nulls_never_do():
+    rows, balances, now = movement_rows("transfer")
+    transfer = rows[0]
+
+    text, params = statement(rows, balances=balances, updated_at=now)
+
+    by_value = {}
+    for name, value in params.items():
+        by_value.setdefault(
+            (type(value), value if not isinstance(value, (dict, bytes)) else id(value)), []
+        ).append(name)
+    assert [v for v in params.values() if v == transfer.id] == [transfer.id]  # one parameter...
+    [transfer_param] = [n for n, v in params.items() if v == transfer.id]
+    assert text.count(f"%({transfer_param})s") == 4  # ...for the transfer, both legs and the record
+    [time_param] = [n for n, v in params.items() if v == now]
+    assert text.count(f"%({time_param})s") == 6  # every row's time and the wallets' updated_at
+    assert len([v for v in params.values() if v is None]) >= 3  # NULLs stay apart
+    assert len(params) <= 50  # psycopg caches the conversion of statements up to 50 parameters
 
 
 def test_a_transfers_statement_sets_both_balances_in_one_update_with_case():
-    shape = ((TRANSFERS, 1), (LEDGER_ENTRIES, 2), (AUDIT_EVENTS, 1))
+    rows, balances, now = movement_rows("transfer")
 
-    text = statement(shape, 2)
+    text, _ = statement(rows[:4], balances=balances, updated_at=now)
 
     assert ctes(text) == ["i0", "i1", "i2", "b"]
     assert "transfers_idempotencyrecord" not in text
     assert text.count("UPDATE ") == 1
-    assert "SET balance = CASE id WHEN %s THEN %s WHEN %s THEN %s END, updated_at = %s" in text
-    assert text.endswith("WHERE id IN (%s, %s)) SELECT 1")
+    assert re.search(
+        r"SET balance = CASE id WHEN %\(\w+\)s THEN %\(\w+\)s WHEN %\(\w+\)s THEN %\(\w+\)s END", text
+    )
+    assert re.search(r"WHERE id IN \(%\(\w+\)s, %\(\w+\)s\)\) SELECT 1$", text)
 
 
 def test_a_statement_without_balances_has_no_update():
-    text = statement(((AUDIT_EVENTS, 1),), 0)
+    rows, _, now = movement_rows()
+
+    text, _ = statement([rows[3]], balances=[], updated_at=now)
 
     assert ctes(text) == ["i0"]
     assert "UPDATE" not in text
 
 
-def test_the_statement_text_is_built_once_per_shape():
-    shape = ((TRANSFERS, 1), (LEDGER_ENTRIES, 2), (AUDIT_EVENTS, 1), (IDEMPOTENCY_RECORDS, 1))
-    assert shape == DEPOSIT_SHAPE and shape is not DEPOSIT_SHAPE  # an equal shape, built anew
+def test_the_same_movement_shape_makes_the_same_text():
+    # psycopg caches a statement's conversion (and PostgreSQL prepares it) by its text.
+    first_rows, first_balances, first_now = movement_rows()
+    second_rows, second_balances, second_now = movement_rows()
 
-    first = statement(DEPOSIT_SHAPE, 1)
-    again = statement(shape, 1)
+    assert (
+        statement(first_rows, balances=first_balances, updated_at=first_now)[0]
+        == statement(second_rows, balances=second_balances, updated_at=second_now)[0]
+    )
 
-    # Equal strings built twice are two objects; the cache hands back the first one.
-    assert again is first
-    assert statement(DEPOSIT_SHAPE, 2) is not first
-    assert statement(DEPOSIT_SHAPE, 2) != first
+
+@pytest.mark.django_db(transaction=True)
+def test_the_statement_runs_on_postgresql_and_writes_every_row():
+    from django.contrib.auth import get_user_model
+
+    from transfers.services import deposit_create
+    from wallets.services import wallet_create
+
+    user = get_user_model().objects.create(username="statements", email="statements@example.com")
+    wallet = wallet_create(owner_id=user.id, currency="USD")
+
+    transfer = deposit_create(wallet_id=wallet.id, owner_id=user.id, amount=250)
+
+    assert Transfer.objects.filter(pk=transfer.id).exists()
+    assert LedgerEntry.objects.filter(transfer_id=transfer.id).count() == 2
+    assert Wallet.objects.get(pk=wallet.id).balance == 250
 
 
 def test_a_tables_values_follow_its_columns_and_wrap_json():
@@ -139,7 +230,6 @@ def test_a_tables_values_follow_its_columns_and_wrap_json():
 
     assert (actor, outcome) == (7, "ok")
     assert details.obj == {"k": "v"}  # psycopg's Jsonb adapter, so a dict binds as jsonb
-    assert table.placeholders() == "(%s, %s, %s)"
 
 
 def test_write_refuses_a_model_it_has_no_table_for():
