@@ -217,6 +217,7 @@ def main() -> int:
     parser.add_argument(
         "--cumulative", type=int, default=0, help="with --profile: the N costliest call trees"
     )
+    parser.add_argument("--callers", help="with --cumulative: print who calls functions matching this")
     parser.add_argument(
         "--profile-endpoint",
         choices=["transfer", "deposit", "wallet", "history"],
@@ -320,6 +321,8 @@ def main() -> int:
                     pstats.Stats(profile).sort_stats("cumulative").print_stats(args.cumulative)
                     print("\nfunctions by own CPU time:")
                     pstats.Stats(profile).sort_stats("tottime").print_stats(args.cumulative)
+                    if args.callers:
+                        pstats.Stats(profile).sort_stats("tottime").print_callers(args.callers)
     finally:
         if "django.db" in sys.modules:
             sys.modules["django.db"].connections.close_all()
