@@ -432,3 +432,100 @@ def env_for_django(base: dict) -> dict:
     env = dict(os.environ)
     env.update(base)
     return env
+
+
+def lock_stall(
+    host: str, port: int, database_url: str, clients: int, wallets: int, duration: float, hold: float = 10.0
+) -> dict:
+    """Transfers that do not touch a wallet keep going while another connection holds its row lock.
+
+    `clients` send transfers in a closed loop; two of them only between the victim wallet and
+    another, the rest only among the other wallets. First `duration` seconds as they are
+    (the normal rate), then `hold` seconds while a separate connection holds the victim's
+    row lock (`SELECT ... FOR UPDATE` in an open transaction, as a stuck job or an operator's
+    session would). The figure is the bystanders' transfers/s during the stall against
+    their normal rate; the victim's requests wait for the lock until DB_LOCK_TIMEOUT_MS and
+    answer 503 service_busy (retried by a client under the same key).
+    """
+    accounts = make_accounts(host, port, max(4, wallets // 2), wallets, funding=10**12)
+    victim, others = accounts[0], accounts[1:]
+    stop = threading.Event()
+    window: dict[str, float] = {}
+
+    def run(index: int, tally: Tally, counts: Counter) -> None:
+        client = Client(host, port, 60.0)
+        rng = random.Random(f"stall-{index}")
+        touches_victim = index < 2
+        try:
+            while not stop.is_set():
+                if touches_victim:
+                    pair = [victim, rng.choice(others)]
+                    rng.shuffle(pair)
+                else:
+                    pair = rng.sample(others, 2)
+                source, destination = pair
+                body = {"source_wallet_id": source.id, "destination_wallet_id": destination.id, "amount": 1}
+                started = time.perf_counter()
+                status, _ = client.send(
+                    "POST", f"{API}/transfers", body, token=source.owner.access, key=secrets.token_hex(12)
+                )
+                done = time.perf_counter()
+                tally.statuses[str(status)] += 1
+                if status == 201:
+                    tally.ok += 1
+                    tally.latencies.append(done - started)
+                    source.deposited -= 1
+                    destination.deposited += 1
+                    counts[(_phase(window, done), "victim" if touches_victim else "bystander")] += 1
+        finally:
+            client.close()
+
+    tallies = [Tally() for _ in range(clients)]
+    counters = [Counter() for _ in range(clients)]
+    threads = [threading.Thread(target=run, args=(i, tallies[i], counters[i])) for i in range(clients)]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    time.sleep(duration)
+    with psycopg.connect(database_url) as conn:
+        conn.execute("SELECT id FROM wallets_wallet WHERE id = %s FOR UPDATE", [victim.id])
+        window["from"] = time.perf_counter()
+        time.sleep(hold)
+        window["to"] = time.perf_counter()
+        conn.rollback()
+    time.sleep(1.0)
+    stop.set()
+    for t in threads:
+        t.join(timeout=120)
+    elapsed = time.perf_counter() - started
+    counts: Counter = Counter()
+    for c in counters:
+        counts.update(c)
+    normal_seconds = window["from"] - started
+    normal = counts[("normal", "bystander")] / normal_seconds
+    stalled = counts[("stalled", "bystander")] / (window["to"] - window["from"])
+    figures = summarise("lock-stall", tallies, elapsed, clients)
+    figures.update(
+        {
+            "hold_s": hold,
+            "bystander_transfers_per_s": {"normal": round(normal, 1), "during_stall": round(stalled, 1)},
+            "bystander_ratio": round(stalled / normal, 2) if normal else None,
+            "victim_transfers_during_stall": counts[("stalled", "victim")],
+            "money": _money(host, port, accounts),
+        }
+    )
+    return figures
+
+
+def _phase(window: dict[str, float], at: float) -> str:
+    held_from, held_to = window.get("from"), window.get("to")
+    if held_from is None or at < held_from:
+        return "normal"
+    return "stalled" if held_to is None or at <= held_to else "after"
+
+
+def _money(host: str, port: int, accounts: list[Account]) -> dict:
+    """Every wallet's balance is what the acknowledged transfers say it must be."""
+    found = balances(host, port, accounts)
+    wrong = {a.id: (found[a.id], a.deposited) for a in accounts if found[a.id] != a.deposited}
+    return {"ok": not wrong, "wallets": len(accounts), "wrong": wrong}

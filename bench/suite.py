@@ -24,6 +24,7 @@ money check failed, 2 if the server could not be started. Loopback only.
 from __future__ import annotations
 
 import argparse
+import http.server
 import json
 import os
 import secrets
@@ -31,6 +32,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -55,12 +57,22 @@ def log(message: str) -> None:
 class Server:
     """gunicorn with production settings on a fresh database; a context manager."""
 
-    def __init__(self, args: argparse.Namespace, workdir: Path) -> None:
+    def __init__(
+        self,
+        args: argparse.Namespace,
+        workdir: Path,
+        *,
+        port: int | None = None,
+        extra_env: dict[str, str] | None = None,
+        owns_database: bool = True,
+        name: str = "server",
+    ) -> None:
         self.args = args
         self.workdir = workdir
-        self.port = args.port
+        self.port = port or args.port
+        self.owns_database = owns_database  # creates, migrates and finally drops it
         self.database_url = f"{PG}/{args.database}"
-        prom = workdir / "prometheus"
+        prom = workdir / f"prometheus-{name}"
         prom.mkdir()
         self.env = {
             **os.environ,
@@ -83,10 +95,13 @@ class Server:
             "WEB_CONCURRENCY": str(args.workers),
             "GUNICORN_WORKER_CLASS": args.worker_class,
             "GUNICORN_THREADS": str(args.threads),
-            "GUNICORN_BIND": f"127.0.0.1:{args.port}",
-            "OTEL_SDK_DISABLED": "true",
+            "GUNICORN_BIND": f"127.0.0.1:{self.port}",
+            "DB_LOCK_TIMEOUT_MS": str(args.lock_timeout_ms),
+            # Tracing as in production by default: no exporter configured, so no spans.
+            **{k: "" for k in os.environ if k.startswith("OTEL_")},
+            **(extra_env or {}),
         }
-        self.log_path = workdir / "server.log"
+        self.log_path = workdir / f"{name}.log"
         self.proc: subprocess.Popen | None = None
 
     def manage(self, *command: str) -> None:
@@ -95,16 +110,17 @@ class Server:
         )
 
     def __enter__(self) -> Server:
-        with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{self.args.database}" WITH (FORCE)')
-            conn.execute(f'CREATE DATABASE "{self.args.database}"')
-        started = time.perf_counter()
-        self.manage("migrate", "--noinput", "-v", "0")
-        self.manage("collectstatic", "--noinput", "-v", "0")
-        log(
-            f"database {self.args.database} migrated, static collected"
-            f" in {time.perf_counter() - started:.1f} s"
-        )
+        if self.owns_database:
+            with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{self.args.database}" WITH (FORCE)')
+                conn.execute(f'CREATE DATABASE "{self.args.database}"')
+            started = time.perf_counter()
+            self.manage("migrate", "--noinput", "-v", "0")
+            self.manage("collectstatic", "--noinput", "-v", "0")
+            log(
+                f"database {self.args.database} migrated, static collected"
+                f" in {time.perf_counter() - started:.1f} s"
+            )
         logfile = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             self.command(),
@@ -171,7 +187,7 @@ class Server:
                 self.proc.wait(timeout=40)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
-        if not self.args.keep_db:
+        if self.owns_database and not self.args.keep_db:
             with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
                 conn.execute(f'DROP DATABASE IF EXISTS "{self.args.database}" WITH (FORCE)')
 
@@ -256,6 +272,82 @@ def ceiling(server: Server, mode: str, clients: int, duration: float) -> dict:
         return {"scenario": f"sql-ceiling-{mode}", "error": (proc.stdout + proc.stderr)[-800:]}
 
 
+def inprocess(args: argparse.Namespace) -> dict:
+    """bench/inprocess.py in its own process: CPU per request against the framework's floor."""
+    out = RESULTS / "inprocess.json"
+    requests = "500" if args.quick else "2000"
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "inprocess.py"), "--requests", requests, "--json", str(out)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    print(proc.stdout.strip().split("\n\n", 1)[-1], flush=True)
+    try:
+        return json.loads(out.read_text())
+    except (OSError, ValueError):
+        return {"error": (proc.stdout + proc.stderr)[-800:]}
+
+
+class _OtlpSink(http.server.BaseHTTPRequestHandler):
+    """A stand-in collector on loopback: accepts OTLP/HTTP exports and counts them."""
+
+    received = 0
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        type(self).received += 1
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-protobuf")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:  # quiet
+        pass
+
+
+def tracing(args: argparse.Namespace, workdir: Path) -> dict:
+    """Uniform transfers against three servers that differ only in tracing, one after another:
+    the SDK off, no exporter configured (the production default), and every span exported
+    over OTLP/HTTP to a local sink (OTEL_TRACES_SAMPLER=always_on)."""
+    sink = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _OtlpSink)
+    threading.Thread(target=sink.serve_forever, daemon=True).start()
+    variants = {
+        "sdk_off": {"OTEL_SDK_DISABLED": "true"},
+        "no_exporter": {},
+        "exporter_always_on": {
+            "OTEL_TRACES_EXPORTER": "otlp",
+            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{sink.server_address[1]}",
+            "OTEL_TRACES_SAMPLER": "always_on",
+        },
+    }
+    figures: dict = {}
+    try:
+        for n, (name, env) in enumerate(variants.items()):
+            port = args.port + 10 + n
+            with Server(
+                args, workdir, port=port, extra_env=env, owns_database=False, name=f"tracing-{name}"
+            ) as s:
+                result = bank(s, "uniform", args.clients, args.duration, workdir)
+            figures[name] = result
+            show({**result, "scenario": f"tracing {name}"})
+    finally:
+        sink.shutdown()
+    figures["exports_received"] = _OtlpSink.received
+    base = figures["sdk_off"].get("ops_per_s")
+    for name in ("no_exporter", "exporter_always_on"):
+        value = figures[name].get("ops_per_s")
+        figures[f"{name}_ratio"] = round(value / base, 3) if base and value else None
+    log(
+        f"tracing: no exporter {figures['no_exporter_ratio']}x and exporting every span "
+        f"{figures['exporter_always_on_ratio']}x the throughput with the SDK off "
+        f"({figures['exports_received']} OTLP exports received)"
+    )
+    return figures
+
+
 def show(figures: dict) -> None:
     if "error" in figures:
         log(f"{figures.get('scenario')}: FAILED {figures['error']}")
@@ -329,13 +421,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--threads", type=int, default=1, help="threads per worker (gthread; granian: blocking threads)"
     )
+    parser.add_argument(
+        "--lock-timeout-ms",
+        type=int,
+        default=5000,
+        help="the servers' DB_LOCK_TIMEOUT_MS (production default 5000)",
+    )
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--duration", type=float, help="seconds per main scenario (default 15, quick 5)")
     parser.add_argument("--sweep", default="1,4,16,32,64", help="client counts for the curve ('' skips it)")
     parser.add_argument("--sweep-duration", type=float, help="seconds per curve point (default 5, quick 3)")
     parser.add_argument("--ledger-size", type=int, help="entries in the large ledger (default 1,000,000)")
     parser.add_argument(
-        "--only", default="", help="comma-separated subset: ceiling,uniform,hot,deposits,reads,sweep,ledger"
+        "--only",
+        default="",
+        help="a subset: inprocess,ceiling,uniform,hot,deposits,reads,stall,tracing,sweep,ledger",
     )
     parser.add_argument("--json", default=str(RESULTS / "latest.json"))
     parser.add_argument("--plot", default=str(RESULTS / "throughput.png"))
@@ -375,6 +475,8 @@ def main(argv: list[str] | None = None) -> int:
         "sweep": {"uniform": {}, "hot": {}},
     }
     run_started = time.perf_counter()
+    if wanted("inprocess"):
+        report["inprocess"] = inprocess(args)
     with tempfile.TemporaryDirectory(prefix="wallet-suite-") as tmp, Server(args, Path(tmp)) as server:
         workdir = Path(tmp)
         for mode in ("uniform", "hot"):
@@ -410,6 +512,23 @@ def main(argv: list[str] | None = None) -> int:
                     f"  (transfers meanwhile: {t['transfers_per_s']}/s, p99 {t['latency_ms']['p99']} ms, "
                     f"money {'OK' if t['money'] and t['money']['ok'] else 'FAILED'})"
                 )
+        if wanted("stall"):
+            try:
+                figures = scenarios.lock_stall(
+                    "127.0.0.1", server.port, server.database_url, args.clients, 32, args.duration
+                )
+            except (RuntimeError, OSError, psycopg.Error) as exc:
+                figures = {"scenario": "lock-stall", "error": str(exc)}
+            report["scenarios"]["lock-stall"] = figures
+            show(figures)
+            if "bystander_ratio" in figures:
+                log(
+                    f"  bystanders {figures['bystander_transfers_per_s']} transfers/s "
+                    f"(ratio {figures['bystander_ratio']}), victim transfers during the stall: "
+                    f"{figures['victim_transfers_during_stall']}"
+                )
+        if wanted("tracing"):
+            report["tracing"] = tracing(args, workdir)
         if wanted("sweep") and args.sweep:
             for mode in ("uniform", "hot"):
                 for clients in (int(c) for c in args.sweep.split(",")):
@@ -451,6 +570,8 @@ def main(argv: list[str] | None = None) -> int:
         "uniform / sql-ceiling-uniform": (ratio(s.get("uniform", {}), c.get("uniform", {})), 0.33),
         "hot / sql-ceiling-hot": (ratio(s.get("hot", {}), c.get("hot", {})), 0.5),
         "deposit-storm / uniform": (ratio(s.get("deposit-storm", {}), s.get("uniform", {})), 0.8),
+        "lock-stall bystanders / normal": (s.get("lock-stall", {}).get("bystander_ratio"), 0.5),
+        "tracing, no exporter / SDK off": ((report.get("tracing") or {}).get("no_exporter_ratio"), 0.95),
     }
     report["ratios"] = {k: {"ratio": v, "target": t} for k, (v, t) in ratios.items()}
     report["elapsed_s"] = round(time.perf_counter() - run_started, 1)

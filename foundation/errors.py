@@ -20,7 +20,7 @@ from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.renderers import JSONRenderer
 
-from foundation.db import is_connection_lost
+from foundation.db import is_connection_lost, is_lock_timeout
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +63,17 @@ class DatabaseUnavailable(ServiceError):
     code = "database_unavailable"
     status = 503
     title = "Database unavailable"
+    retry_after = 1
+
+
+class RowBusy(ServiceError):
+    """A statement outside the money path waited DB_LOCK_TIMEOUT_MS for a row lock (a
+    rename behind a stuck transaction): retry shortly. The money path has its own
+    (transfers.errors.ServiceBusy), after its attempts."""
+
+    code = "service_busy"
+    status = 503
+    title = "Service busy, retry"
     retry_after = 1
 
 
@@ -158,6 +169,9 @@ def exception_to_problem(exc: Exception) -> tuple[dict[str, Any], dict[str, str]
         # gone, so the next request (or RetryReadOnLostConnectionMiddleware) reconnects.
         _close_lost_connections()
         error = DatabaseUnavailable("The database is unavailable; retry shortly.")
+        return service_error_body(error), {"Retry-After": str(error.retry_after)}
+    if isinstance(exc, OperationalError) and is_lock_timeout(exc):
+        error = RowBusy("A row this request needs is busy; retry shortly.")
         return service_error_body(error), {"Retry-After": str(error.retry_after)}
     if isinstance(exc, Http404):
         exc = drf_exceptions.NotFound()

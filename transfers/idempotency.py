@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import random
 import re
 import time
 from dataclasses import dataclass
@@ -108,22 +109,31 @@ def normalize_path(path: str) -> str:
 def execute_idempotent(req: IdempotentRequest, movement: Movement) -> StoredResponse:
     """Move `movement` at most once per (user, key) and return the stored response.
 
-    Deadlocks and serialization failures are retried at once. A lost database
-    connection (a failover, a restart) is retried on a fresh connection after a short
-    back-off: because the record commits with the movement, a retry after an unknown
-    COMMIT outcome either replays the committed result or moves the money for the first
-    time, never twice.
+    Deadlocks and serialization failures are retried at once. A wallet's row lock is
+    waited for in attempts of DB_LOCK_ATTEMPT_MS (wallets.locks), with a short, jittered
+    pause between them in which this request holds no lock, until DB_LOCK_TIMEOUT_MS has
+    passed: then 503 service_busy. A lost database connection (a failover, a restart) is
+    retried on a fresh connection after a short back-off: because the record commits
+    with the movement, a retry after an unknown COMMIT outcome either replays the
+    committed result or moves the money for the first time, never twice.
     """
     attempts = settings.MONEY_TX_RETRIES + 1
     reconnects = 0
     attempt = 0
+    lock_deadline = time.monotonic() + settings.DB_LOCK_TIMEOUT_MS / 1000
     while True:
         attempt += 1
         try:
             return _execute_once(req, movement)
         except (OperationalError, InterfaceError) as exc:
             if isinstance(exc, OperationalError) and is_lock_timeout(exc):
-                raise ServiceBusy("The wallet is busy; retry shortly.") from exc
+                # A random pause (not a secret), so retries of several requests spread out.
+                pause = random.uniform(0.005, 0.05)  # noqa: S311  # nosec B311
+                if time.monotonic() + pause >= lock_deadline:
+                    raise ServiceBusy("The wallet is busy; retry shortly.") from exc
+                metrics.record_lock_retry()
+                time.sleep(pause)
+                continue
             # InterfaceError: the connection was already closed under us.
             lost = isinstance(exc, InterfaceError) or is_connection_lost(exc)
             if lost and reconnects < settings.DB_RECONNECT_ATTEMPTS:

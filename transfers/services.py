@@ -295,6 +295,7 @@ def _lock_and_check(movement: Movement) -> tuple[Wallet, Wallet]:
             own_wallet_id=movement.own_wallet_id,
             owner_id=movement.initiated_by_id,
             other_wallet_id=movement.other_wallet_id,
+            wait_ms=settings.DB_LOCK_ATTEMPT_MS,
         )
     finally:  # a lock timeout is the longest wait of all; observe it too
         metrics.observe_lock_wait(time.perf_counter() - started)

@@ -26,30 +26,41 @@ from wallets.models import Wallet
 # exactly these, in this order (wallets/tests/test_locks.py holds them to it).
 LOCKED_FIELDS = ("id", "owner_id", "kind", "currency", "name", "balance", "status", "created_at")
 
+# Each statement first sets, for its transaction, how long it may wait for a lock
+# (set_config(..., true) is SET LOCAL): a money request waits in short attempts and lets
+# go of what it holds between them (transfers.idempotency), so a row locked for long does
+# not make every other wallet wait behind the requests queued on it. The CTE is joined in,
+# so it has run before any row reaches the lock.
+_ATTEMPT = "WITH attempt AS MATERIALIZED (SELECT set_config('lock_timeout', %s, true))"
+_COLUMNS = " SELECT w.id, w.owner_id, w.kind, w.currency, w.name, w.balance, w.status, w.created_at"
 # The caller's wallet, if the caller owns it.
 LOCK_OWN_SQL = (
-    "SELECT id, owner_id, kind, currency, name, balance, status, created_at FROM wallets_wallet"
-    " WHERE kind = 'user' AND (id = %s AND owner_id = %s) ORDER BY id FOR NO KEY UPDATE"
+    _ATTEMPT
+    + _COLUMNS
+    + " FROM wallets_wallet w, attempt WHERE w.kind = 'user' AND (w.id = %s AND w.owner_id = %s)"
+    " ORDER BY w.id FOR NO KEY UPDATE OF w"
 )
 # The caller's wallet, if the caller owns it, and another user wallet (a transfer's destination).
 LOCK_OWN_AND_OTHER_SQL = (
-    "SELECT id, owner_id, kind, currency, name, balance, status, created_at FROM wallets_wallet"
-    " WHERE kind = 'user' AND ((id = %s AND owner_id = %s) OR id = %s) ORDER BY id FOR NO KEY UPDATE"
+    _ATTEMPT + _COLUMNS + " FROM wallets_wallet w, attempt WHERE w.kind = 'user'"
+    " AND ((w.id = %s AND w.owner_id = %s) OR w.id = %s) ORDER BY w.id FOR NO KEY UPDATE OF w"
 )
 
 
 def wallets_lock_for_movement(
-    *, own_wallet_id: UUID, owner_id: int, other_wallet_id: UUID | None
+    *, own_wallet_id: UUID, owner_id: int, other_wallet_id: UUID | None, wait_ms: int
 ) -> dict[UUID, Wallet]:
     """Lock the caller's wallet (if theirs) and the other user wallet, in id order; {id: wallet}.
 
     Call inside a transaction: the locks last until it ends. A wallet that is missing,
     is not a user wallet, or (the caller's) belongs to someone else is simply absent.
+    Waits at most `wait_ms` for a lock (then PostgreSQL raises lock_not_available).
     """
+    wait = f"{int(wait_ms)}ms"
     if other_wallet_id is None:
-        sql, params = LOCK_OWN_SQL, [own_wallet_id, owner_id]
+        sql, params = LOCK_OWN_SQL, [wait, own_wallet_id, owner_id]
     else:
-        sql, params = LOCK_OWN_AND_OTHER_SQL, [own_wallet_id, owner_id, other_wallet_id]
+        sql, params = LOCK_OWN_AND_OTHER_SQL, [wait, own_wallet_id, owner_id, other_wallet_id]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()

@@ -81,6 +81,10 @@ RATE_LIMITED = Counter(
     "Requests refused by a quota (limited) or because the counter store was down (unavailable).",
     ["scope", "reason"],
 )
+LOCK_RETRIES = Counter(
+    "wallet_row_lock_retries",
+    "Money requests that let go of their locks and tried again after a lock attempt timed out.",
+)
 LOCK_WAIT = Histogram(
     "wallet_row_lock_wait_seconds",
     "Time spent acquiring wallet row locks (SELECT ... FOR NO KEY UPDATE).",
@@ -188,6 +192,11 @@ def record_idempotency(outcome: str) -> None:
 def record_rate_limited(scope: str, reason: str = "limited") -> None:
     """A quota refused a request; reason "unavailable" when the counter store was down."""
     RATE_LIMITED.labels(scope=str(scope), reason=str(reason)).inc()
+
+
+@_never_raise
+def record_lock_retry() -> None:
+    LOCK_RETRIES.inc()
 
 
 @_never_raise

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 import uuid
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -474,3 +475,22 @@ def test_a_replayed_money_answer_is_not_cacheable_either(alice, api_client):
 
     assert replay["Idempotent-Replayed"] == "true"
     assert replay["Cache-Control"] == "no-store"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_rename_behind_a_stuck_row_lock_is_503_service_busy_not_500(api_client, make_user, make_wallet):
+    from testing.threads import held_in_transaction
+    from wallets.models import Wallet
+
+    owner = make_user()
+    wallet = make_wallet(owner)
+    with connection.cursor() as cursor:
+        cursor.execute("SET lock_timeout = '200ms'")
+    lock = partial(Wallet.objects.select_for_update().get, pk=wallet.pk)
+
+    with held_in_transaction(lock):
+        response = api_client(owner).patch(f"/api/v1/wallets/{wallet.id}", {"name": "x"}, format="json")
+
+    assert response.status_code == 503, response.content
+    assert (response["Content-Type"], response.json()["code"]) == (PROBLEM, "service_busy")
+    assert response["Retry-After"] == "1"

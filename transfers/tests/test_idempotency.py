@@ -9,13 +9,16 @@ transaction). The API's use of it is tested in test_transfer_api.py.
 from __future__ import annotations
 
 import json
+import threading
+import time
 import uuid
 from collections.abc import Callable
 from functools import partial
 from typing import Any
 
 import pytest
-from django.db import IntegrityError, InterfaceError, OperationalError, connection
+from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
+from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 from prometheus_client import REGISTRY
 
@@ -364,32 +367,55 @@ def test_another_database_error_is_not_retried(accounts, monkeypatch):
     assert calls == [1]
 
 
-@pytest.fixture
-def lock_timeout():
-    """This connection waits at most 200 ms for a row lock (for the rest of the test)."""
-    with connection.cursor() as cursor:
-        cursor.execute("SET lock_timeout = '200ms'")
-    yield
-    with connection.cursor() as cursor:
-        cursor.execute("RESET lock_timeout")
-
-
 @pytest.mark.django_db(transaction=True)
-def test_a_lock_timeout_is_service_busy_and_neither_retried_nor_stored(accounts, monkeypatch, lock_timeout):
+@override_settings(DB_LOCK_ATTEMPT_MS=100, DB_LOCK_TIMEOUT_MS=600)
+def test_a_lock_not_got_in_time_is_service_busy_after_several_attempts_and_nothing_is_stored(
+    accounts, monkeypatch
+):
     calls = failing_first(monkeypatch, 0, lambda: None)
     movement = withdrawal(accounts.a, 100)
     req = request(movement)
     before = ledger_rows()
     lock_wallet = partial(Wallet.objects.select_for_update(no_key=True).get, pk=accounts.a.pk)
 
+    started = time.monotonic()
     with held_in_transaction(lock_wallet), pytest.raises(ServiceBusy) as busy:
         execute_idempotent(req, movement)
+    waited = time.monotonic() - started
 
     assert (busy.value.status, busy.value.retry_after) == (503, 1)
-    assert calls == [1]
+    assert len(calls) >= 3  # attempts of 100 ms, with pauses, within the 600 ms
+    assert 0.5 <= waited < 3.0
     assert ledger_rows() == before
     # Once the wallet is free, the same key moves the money.
     assert execute_idempotent(req, movement).replayed is False
+    assert balance(accounts.a) == 900
+
+
+@pytest.mark.django_db(transaction=True)
+@override_settings(DB_LOCK_ATTEMPT_MS=100, DB_LOCK_TIMEOUT_MS=5000)
+def test_a_lock_released_within_the_budget_is_waited_for_in_attempts(accounts, monkeypatch):
+    calls = failing_first(monkeypatch, 0, lambda: None)
+    movement = withdrawal(accounts.a, 100)
+    locked = threading.Event()
+
+    def hold_for_400_ms() -> None:
+        try:
+            with transaction.atomic():
+                Wallet.objects.select_for_update(no_key=True).get(pk=accounts.a.pk)
+                locked.set()
+                time.sleep(0.4)
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=hold_for_400_ms)
+    holder.start()
+    assert locked.wait(timeout=10)
+    result = execute_idempotent(request(movement), movement)
+    holder.join(timeout=10)
+
+    assert result.status == 201
+    assert len(calls) >= 2  # the first attempts gave up after 100 ms and let go
     assert balance(accounts.a) == 900
 
 

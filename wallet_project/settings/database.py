@@ -42,6 +42,13 @@ _options = DATABASES["default"].setdefault("OPTIONS", {})
 _options["server_side_binding"] = env.bool("DB_SERVER_SIDE_BINDING", default=True)
 _options["prepare_threshold"] = env.int("DB_PREPARE_THRESHOLD", default=5) or None
 _options["options"] = f"-c lock_timeout={env.int('DB_LOCK_TIMEOUT_MS', default=5000)}"
+# A money request waits for its wallets' row locks in attempts of DB_LOCK_ATTEMPT_MS; between
+# attempts it rolls back (letting go of any wallet it had locked) and waits a little, until
+# DB_LOCK_TIMEOUT_MS has passed (then 503 service_busy). Waiting in one piece, a request
+# queued on a stuck row would keep its other wallet locked all that time, and the requests
+# queued on that one theirs: one stuck row would stop every transfer (docs/performance.md).
+DB_LOCK_TIMEOUT_MS = env.int("DB_LOCK_TIMEOUT_MS", default=5000)
+DB_LOCK_ATTEMPT_MS = env.int("DB_LOCK_ATTEMPT_MS", default=200)
 
 # Optional read replica (a hot standby): only history and transfer lists read from it,
 # never a money decision and never right after the caller's own write (docs/failover.md).

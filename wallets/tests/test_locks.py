@@ -7,13 +7,15 @@ really commits, so PostgreSQL, not a mock, decides who waits for whom.
 from __future__ import annotations
 
 import re
+import time
 import uuid
 from functools import partial
 
 import pytest
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 
+from foundation.db import LOCK_NOT_AVAILABLE, sqlstate
 from testing.threads import Threads, held_in_transaction, lock_waiters, run_concurrently, wait_until
 from wallets.locks import LOCK_OWN_AND_OTHER_SQL, LOCK_OWN_SQL, LOCKED_FIELDS, wallets_lock_for_movement
 from wallets.models import Wallet
@@ -27,6 +29,7 @@ def lock(own: Wallet | uuid.UUID, owner_id: int, other: Wallet | uuid.UUID | Non
             own_wallet_id=getattr(own, "id", own),
             owner_id=owner_id,
             other_wallet_id=getattr(other, "id", other),
+            wait_ms=5000,
         )
 
 
@@ -35,16 +38,19 @@ def lock(own: Wallet | uuid.UUID, owner_id: int, other: Wallet | uuid.UUID | Non
 
 @pytest.mark.parametrize("sql", [LOCK_OWN_SQL, LOCK_OWN_AND_OTHER_SQL], ids=["own", "own-and-other"])
 def test_the_lock_reads_user_wallets_only_in_id_order_without_blocking_foreign_keys(sql):
-    assert sql.startswith(f"SELECT {', '.join(LOCKED_FIELDS)} FROM wallets_wallet WHERE kind = 'user' AND ")
+    # First the attempt's lock timeout, for this transaction only (set_config(..., true)).
+    assert sql.startswith("WITH attempt AS MATERIALIZED (SELECT set_config('lock_timeout', %s, true)) ")
+    columns = ", ".join(f"w.{name}" for name in LOCKED_FIELDS)
+    assert f" SELECT {columns} FROM wallets_wallet w, attempt WHERE w.kind = 'user' AND " in sql
     # One fixed order (no A->B / B->A deadlock); NO KEY so ledger rows can still reference the wallet.
-    assert sql.endswith(" ORDER BY id FOR NO KEY UPDATE")
-    assert sql.count("%s") == (2 if sql is LOCK_OWN_SQL else 3)
+    assert sql.endswith(" ORDER BY w.id FOR NO KEY UPDATE OF w")
+    assert sql.count("%s") == (3 if sql is LOCK_OWN_SQL else 4)
 
 
 def test_the_owner_predicate_applies_to_the_callers_wallet_only():
-    assert "(id = %s AND owner_id = %s)" in LOCK_OWN_SQL
+    assert "(w.id = %s AND w.owner_id = %s)" in LOCK_OWN_SQL
     # A transfer's destination is anybody's user wallet: no owner predicate on it.
-    assert "((id = %s AND owner_id = %s) OR id = %s)" in LOCK_OWN_AND_OTHER_SQL
+    assert "((w.id = %s AND w.owner_id = %s) OR w.id = %s)" in LOCK_OWN_AND_OTHER_SQL
     assert LOCK_OWN_AND_OTHER_SQL.count("owner_id = %s") == 1
 
 
@@ -64,12 +70,14 @@ def test_the_helper_runs_the_pinned_statement_once(make_user, make_wallet):
     own, other = make_wallet(alice), make_wallet(bob)
 
     with CaptureQueriesContext(connection) as one, transaction.atomic():
-        wallets_lock_for_movement(own_wallet_id=own.id, owner_id=alice.id, other_wallet_id=None)
+        wallets_lock_for_movement(own_wallet_id=own.id, owner_id=alice.id, other_wallet_id=None, wait_ms=5000)
     with CaptureQueriesContext(connection) as two, transaction.atomic():
-        wallets_lock_for_movement(own_wallet_id=own.id, owner_id=alice.id, other_wallet_id=other.id)
+        wallets_lock_for_movement(
+            own_wallet_id=own.id, owner_id=alice.id, other_wallet_id=other.id, wait_ms=5000
+        )
 
     def statements(captured: CaptureQueriesContext) -> list[str]:
-        return [q["sql"] for q in captured if q["sql"].startswith("SELECT")]
+        return [q["sql"] for q in captured if q["sql"].startswith("WITH attempt")]
 
     assert len(statements(one)) == len(statements(two)) == 1
     # Captured with its parameters bound: the pinned text with values in its placeholders.
@@ -141,7 +149,9 @@ def test_a_second_lock_waits_until_the_first_transaction_commits(make_user, make
     wallet = make_wallet(alice, name="before")
 
     def lock_then_rename() -> None:
-        wallets_lock_for_movement(own_wallet_id=wallet.id, owner_id=alice.id, other_wallet_id=None)
+        wallets_lock_for_movement(
+            own_wallet_id=wallet.id, owner_id=alice.id, other_wallet_id=None, wait_ms=5000
+        )
         Wallet.objects.filter(pk=wallet.pk).update(name="renamed by the first")
 
     with held_in_transaction(lock_then_rename):
@@ -168,7 +178,11 @@ def test_the_lock_still_lets_others_reference_the_wallet(make_user, make_wallet)
             return cursor.fetchall()
 
     locked = partial(
-        wallets_lock_for_movement, own_wallet_id=wallet.id, owner_id=alice.id, other_wallet_id=None
+        wallets_lock_for_movement,
+        own_wallet_id=wallet.id,
+        owner_id=alice.id,
+        other_wallet_id=None,
+        wait_ms=5000,
     )
     with held_in_transaction(locked):
         assert run_concurrently([key_share]) == [[(wallet.id,)]]
@@ -183,7 +197,7 @@ def test_opposite_locks_on_two_wallets_never_deadlock(make_user, make_wallet):
     def lock_and_hold(own: Wallet, owner_id: int, other: Wallet) -> list[uuid.UUID]:
         with transaction.atomic():
             locked = wallets_lock_for_movement(
-                own_wallet_id=own.id, owner_id=owner_id, other_wallet_id=other.id
+                own_wallet_id=own.id, owner_id=owner_id, other_wallet_id=other.id, wait_ms=5000
             )
             with connection.cursor() as cursor:
                 cursor.execute("SELECT pg_sleep(0.01)")  # hold both, so the opposite direction queues
@@ -198,3 +212,34 @@ def test_opposite_locks_on_two_wallets_never_deadlock(make_user, make_wallet):
     results = run_concurrently(jobs)
 
     assert results == [sorted([a.id, b.id])] * (2 * pairs)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_one_attempt_waits_for_a_lock_at_most_the_time_it_is_given(make_user, make_wallet):
+    alice = make_user()
+    wallet = make_wallet(alice)
+
+    def attempt() -> tuple[str, float]:
+        started = time.monotonic()
+        try:
+            with transaction.atomic():
+                wallets_lock_for_movement(
+                    own_wallet_id=wallet.id, owner_id=alice.id, other_wallet_id=None, wait_ms=150
+                )
+        except OperationalError as exc:
+            return sqlstate(exc), time.monotonic() - started
+        return "locked", time.monotonic() - started
+
+    def hold() -> None:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT id FROM wallets_wallet WHERE id = %s FOR UPDATE", [wallet.id])
+
+    with held_in_transaction(hold):
+        [(outcome, waited)] = run_concurrently([attempt])
+
+    assert outcome == LOCK_NOT_AVAILABLE  # gave up, rather than wait for the connection's 5 s
+    assert 0.1 <= waited < 2.0
+    # And the timeout was the transaction's own: the connection's is as it was.
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW lock_timeout")
+        assert cursor.fetchone()[0] != "150ms"
