@@ -1,9 +1,11 @@
 """gunicorn settings for the API (used by `make serve` and the container).
 
-Worker count: one sync worker per CPU core (at least two) unless WEB_CONCURRENCY says otherwise. On the
-measured 2-core host (PostgreSQL on the same machine) one worker per core was fastest; the
-classic `2 * cores + 1` only added context switches (docs/performance.md, "Server and worker
-count"). Each worker holds persistent database connections (DB_CONN_MAX_AGE).
+Worker count: two sync workers per CPU core unless WEB_CONCURRENCY says otherwise. On the
+measured 2-core host (PostgreSQL on the same machine) two per core were as fast as one per
+core, and kept transfers flowing while a wallet's row lock was held for seconds elsewhere:
+with one per core, the two requests queued on that wallet held both workers
+(docs/performance.md, "Server and worker count", "A row lock held for seconds").
+Each worker holds persistent database connections (DB_CONN_MAX_AGE).
 """
 
 import multiprocessing
@@ -12,7 +14,7 @@ import os
 from foundation.metrics.view import child_exit  # noqa: F401  (Prometheus multiprocess clean-up
 
 bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
-workers = int(os.environ.get("WEB_CONCURRENCY") or max(2, multiprocessing.cpu_count()))
+workers = int(os.environ.get("WEB_CONCURRENCY") or 2 * multiprocessing.cpu_count())
 worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "sync")
 threads = int(os.environ.get("GUNICORN_THREADS", "1"))
 # A request that takes longer than this is killed; money transactions take milliseconds.

@@ -415,7 +415,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=8060)
     parser.add_argument("--database", default="wallet_suite")
     parser.add_argument("--keep-db", action="store_true", help="do not drop the database at the end")
-    parser.add_argument("--workers", type=int, default=2, help="server worker processes (WEB_CONCURRENCY)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="server worker processes (WEB_CONCURRENCY; 0: gunicorn.conf.py's)",
+    )
     parser.add_argument("--server", default="gunicorn", choices=("gunicorn", "granian"))
     parser.add_argument("--worker-class", default="sync", choices=("sync", "gthread"), help="gunicorn only")
     parser.add_argument(
@@ -446,6 +451,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.quick and args.sweep == "1,4,16,32,64":
         args.sweep = "1,16,64"
     args.only = {x for x in args.only.split(",") if x}
+    # What gunicorn.conf.py starts by default: two sync workers per core.
+    args.workers = args.workers or 2 * (os.cpu_count() or 1)
     if not 1 <= args.ledger_size <= 5_000_000 or not 0 < args.duration <= 120:
         parser.error("--ledger-size must be in 1..5,000,000 and --duration in (0, 120]")
     return args

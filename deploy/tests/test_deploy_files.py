@@ -588,8 +588,8 @@ def test_multiprocess_dir_is_set_only_after_the_build_steps(stages):
 def test_gunicorn_defaults_are_sensible(monkeypatch):
     config = load_gunicorn_config(monkeypatch)
 
-    # One sync worker per core (at least two), as measured in docs/performance.md.
-    assert config["workers"] == max(2, os.cpu_count() or 1)
+    # Two sync workers per core, as measured in docs/performance.md.
+    assert config["workers"] == 2 * (os.cpu_count() or 1)
     assert config["timeout"] > 0
     assert 0 < config["graceful_timeout"] <= 120
     assert config["bind"].endswith(":8000")

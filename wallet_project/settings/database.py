@@ -48,7 +48,7 @@ _options["options"] = f"-c lock_timeout={env.int('DB_LOCK_TIMEOUT_MS', default=5
 # queued on a stuck row would keep its other wallet locked all that time, and the requests
 # queued on that one theirs: one stuck row would stop every transfer (docs/performance.md).
 DB_LOCK_TIMEOUT_MS = env.int("DB_LOCK_TIMEOUT_MS", default=5000)
-DB_LOCK_ATTEMPT_MS = env.int("DB_LOCK_ATTEMPT_MS", default=200)
+DB_LOCK_ATTEMPT_MS = env.int("DB_LOCK_ATTEMPT_MS", default=50)
 
 # Optional read replica (a hot standby): only history and transfer lists read from it,
 # never a money decision and never right after the caller's own write (docs/failover.md).
