@@ -9,6 +9,7 @@ from django.db import DatabaseError
 DEADLOCK = "40P01"
 SERIALIZATION_FAILURE = "40001"
 LOCK_NOT_AVAILABLE = "55P03"
+QUERY_CANCELED = "57014"
 CHECK_VIOLATION = "23514"
 UNIQUE_VIOLATION = "23505"
 
@@ -41,6 +42,13 @@ def is_retryable(exc: DatabaseError) -> bool:
 
 def is_lock_timeout(exc: DatabaseError) -> bool:
     return sqlstate(exc) == LOCK_NOT_AVAILABLE
+
+
+def is_cancelled(exc: DatabaseError) -> bool:
+    """A statement cancelled: by a statement timeout, an operator's pg_cancel_backend(), or a
+    lock timeout that fired just as the lock was granted (PostgreSQL then reports a plain
+    cancel). The transaction is rolled back: work that is safe to repeat may try again."""
+    return sqlstate(exc) == QUERY_CANCELED
 
 
 def is_connection_lost(exc: DatabaseError) -> bool:

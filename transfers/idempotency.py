@@ -40,7 +40,7 @@ from django.utils import timezone
 
 from audit.models import AuditEvent
 from audit.services import audit_record
-from foundation.db import is_connection_lost, is_lock_timeout, is_retryable, violated_constraint
+from foundation.db import is_cancelled, is_connection_lost, is_lock_timeout, is_retryable, violated_constraint
 from foundation.errors import render_problem, service_error_body
 from foundation.metrics import registry as metrics
 from transfers import services
@@ -126,7 +126,7 @@ def execute_idempotent(req: IdempotentRequest, movement: Movement) -> StoredResp
         try:
             return _execute_once(req, movement)
         except (OperationalError, InterfaceError) as exc:
-            if isinstance(exc, OperationalError) and is_lock_timeout(exc):
+            if isinstance(exc, OperationalError) and (is_lock_timeout(exc) or is_cancelled(exc)):
                 # A random pause (not a secret), so retries of several requests spread out.
                 pause = random.uniform(0.005, 0.05)  # noqa: S311  # nosec B311
                 if time.monotonic() + pause >= lock_deadline:

@@ -358,13 +358,25 @@ def test_retries_stop_after_money_tx_retries(accounts, monkeypatch, settings, co
 
 
 def test_another_database_error_is_not_retried(accounts, monkeypatch):
-    calls = failing_first(monkeypatch, 99, partial(raise_sqlstate, "query_canceled"))
+    calls = failing_first(monkeypatch, 99, partial(raise_sqlstate, "disk_full"))
     movement = withdrawal(accounts.a, 100)
 
-    with pytest.raises(OperationalError, match="query_canceled"):
+    with pytest.raises(OperationalError, match="disk_full"):
         execute_idempotent(request(movement), movement)
 
     assert calls == [1]
+
+
+def test_a_cancelled_statement_is_tried_again_like_a_lock_timeout(accounts, monkeypatch):
+    # PostgreSQL reports a lock timeout that fires as the lock is granted as a plain cancel
+    # ("canceling statement due to user request"); nothing was written, so try again.
+    calls = failing_first(monkeypatch, 2, partial(raise_sqlstate, "query_canceled"))
+    movement = withdrawal(accounts.a, 100)
+
+    result = execute_idempotent(request(movement), movement)
+
+    assert (result.status, calls) == (201, [1, 2, 3])
+    assert balance(accounts.a) == 900
 
 
 @pytest.mark.django_db(transaction=True)
