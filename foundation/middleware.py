@@ -56,13 +56,19 @@ class ResponseContractMiddleware:
       a shared or browser cache), except for the schema and its docs page.
 
     The tracing middleware is put in front of every other one when tracing starts;
-    foundation.tracing puts this one back in front of it.
+    foundation.tracing puts this one back in front of it. Before it runs, META's
+    PATH_INFO goes back to what WSGI delivered (PEP 3333: the path's bytes as Latin-1
+    text). Django replaces it with the decoded path, and OpenTelemetry's WSGI attributes
+    rebuild the URL by encoding PATH_INFO as Latin-1, which raises for any character
+    beyond it (opentelemetry-python-contrib issue #3237): the request would answer 500.
+    Django itself routes on `request.path_info`, which stays decoded.
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
+        request.META["PATH_INFO"] = request.path_info.encode("utf-8").decode("latin-1")
         response = self.get_response(request)
         if not is_api_path(request.path_info):
             if "X-Request-ID" not in response:

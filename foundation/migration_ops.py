@@ -1,8 +1,31 @@
-"""Migration operations the project adds to Django's: unique constraints built without
-blocking writes."""
+"""Migration operations the project adds to Django's: indexes and unique constraints
+built without blocking writes."""
 
+from django.contrib.postgres import operations as postgres_operations
 from django.db import NotSupportedError
 from django.db.migrations.operations import AddConstraint
+
+
+class AddIndexConcurrently(postgres_operations.AddIndexConcurrently):
+    """Django's AddIndexConcurrently, made safe to run again and printable anywhere.
+
+    A build that fails (a lock timeout, a cancelled statement) leaves an INVALID index of
+    that name behind, on which a plain re-run fails; each run drops it first
+    (CONCURRENTLY, IF EXISTS). sqlmigrate, which only prints the statements, may run it
+    inside a transaction (the migration linter does).
+    """
+
+    def database_forwards(self, app_label, schema_editor, from_state, to_state) -> None:
+        model = to_state.apps.get_model(app_label, self.model_name)
+        if self.allow_migrate_model(schema_editor.connection.alias, model):
+            self._ensure_not_in_transaction(schema_editor)
+            name = schema_editor.quote_name(self.index.name)
+            schema_editor.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")
+        super().database_forwards(app_label, schema_editor, from_state, to_state)
+
+    def _ensure_not_in_transaction(self, schema_editor) -> None:
+        if not schema_editor.collect_sql:
+            super()._ensure_not_in_transaction(schema_editor)
 
 
 class AddUniqueConstraintConcurrently(AddConstraint):

@@ -7,6 +7,7 @@ from uuid import UUID
 
 from django.conf import settings
 from django.core.validators import RegexValidator
+from django.utils.dateparse import parse_datetime
 from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
 
@@ -109,3 +110,27 @@ class StrictUUIDField(serializers.UUIDField):
         if not isinstance(data, str):
             self.fail("invalid", value=data)
         return super().to_internal_value(data)
+
+
+class StrictIntegerField(serializers.IntegerField):
+    """An IntegerField that takes JSON integers only: no strings, floats or booleans."""
+
+    def to_internal_value(self, data: Any) -> int:
+        if type(data) is not int:
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictDateTimeField(serializers.DateTimeField):
+    """An ISO 8601 date and time given as a string with its offset (Z or +hh:mm): a time
+    without one would be read in the server's zone, which the client cannot know."""
+
+    default_error_messages = {"naive": "Give the time with its offset (Z or +hh:mm)."}
+
+    def to_internal_value(self, value: Any) -> Any:
+        if not isinstance(value, str):
+            self.fail("invalid", format="ISO 8601")
+        parsed = parse_datetime(value.strip()) if value.strip() else None
+        if parsed is not None and parsed.tzinfo is None:
+            self.fail("naive")
+        return super().to_internal_value(value)

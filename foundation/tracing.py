@@ -54,16 +54,10 @@ logger = logging.getLogger(__name__)
 # the API hands out a proxy that follows the provider once one is set.
 tracer = trace.get_tracer("wallet")
 
-MOVEMENT_KINDS = frozenset({"deposit", "withdrawal", "transfer"})
+MOVEMENT_KINDS = frozenset({"deposit", "withdrawal", "transfer", "refund", "adjustment", "hold", "hold_void"})
 # Probes and scrapes every few seconds would drown the real traces. Regexes searched
 # in the full URL; OTEL_PYTHON_DJANGO_EXCLUDED_URLS replaces this list when set.
 DEFAULT_EXCLUDED_URLS = r"/healthz/?$,/readyz/?$,/metrics/?$"
-# Always excluded: a path with a character beyond Latin-1 (percent-encoded UTF-8 lead
-# byte C4-F4). The WSGI instrumentation rebuilds the URL from PATH_INFO, which Django
-# has decoded, by encoding it as Latin-1; for such a path that raises, and the request
-# would answer 500 instead of its 404 (opentelemetry-python-contrib issue #3237).
-BEYOND_LATIN_1_PATH = r"^[^?]*%(C[4-9A-F]|D[0-9A-F]|E[0-9A-F]|F[0-4])"
-
 # Management commands that serve or wait for a person: one span around them would
 # hold a whole session's statements in one trace.
 UNTRACED_COMMANDS = frozenset({"runserver", "testserver", "shell", "dbshell", "help"})
@@ -169,7 +163,7 @@ def _instrument_django() -> None:
     configured = os.environ.get("OTEL_PYTHON_DJANGO_EXCLUDED_URLS") or os.environ.get(
         "OTEL_PYTHON_EXCLUDED_URLS"
     )
-    excluded = f"{configured or DEFAULT_EXCLUDED_URLS},{BEYOND_LATIN_1_PATH}"
+    excluded = configured or DEFAULT_EXCLUDED_URLS
     # Puts its middleware first in settings.MIDDLEWARE, so it must run before the
     # WSGI handler (or a test client) loads the middleware chain.
     DjangoInstrumentor().instrument(excluded_urls=excluded, response_hook=_record_request_id)
@@ -259,12 +253,15 @@ def movement_span(
     kind: str,
     source_wallet_id: object | None,
     destination_wallet_id: object | None,
-    amount: int,
+    amount: int | None,
     currency: str | None = None,
 ) -> Iterator[MovementSpan]:
-    """A `money.<kind>` span around one deposit, withdrawal or transfer.
+    """A `money.<kind>` span around one money request: a deposit, withdrawal, transfer or
+    refund, a hold's creation (`hold`) or void (`hold_void`); a capture is the transfer or
+    withdrawal it makes.
 
-    Attributes: wallet.source_id, wallet.destination_id, money.amount (minor units),
+    Attributes: wallet.source_id, wallet.destination_id, money.amount (minor units; not
+    for a void),
     money.currency (when known here; otherwise the ledger adds it once it has read the
     wallets, transfers.services), and money.outcome / http.status_code from `set_outcome`. An
     exception escaping the block is recorded and sets the span's status to ERROR;
@@ -273,9 +270,9 @@ def movement_span(
     """
     if kind not in MOVEMENT_KINDS:
         raise ValueError(f"unknown money movement kind {kind!r}")
-    if isinstance(amount, bool) or not isinstance(amount, int):
+    if amount is not None and (isinstance(amount, bool) or not isinstance(amount, int)):
         raise TypeError("amount must be an int in minor units")
-    attributes: dict[str, str | int] = {"money.amount": amount}
+    attributes: dict[str, str | int] = {} if amount is None else {"money.amount": amount}
     if source_wallet_id is not None:
         attributes["wallet.source_id"] = str(source_wallet_id)
     if destination_wallet_id is not None:

@@ -1,8 +1,10 @@
-"""HTTP for money: transfers, and deposits, withdrawals and history under /wallets/{id}/.
+"""HTTP for money: transfers and their refunds, holds, and deposits, withdrawals, holds and
+history under /wallets/{id}/.
 
-Every money POST reads the same way: parse the body, describe the `Movement`, and hand
-it to the idempotency executor (transfers.idempotency), which moves it at most once per
-Idempotency-Key and returns the stored answer.
+Every money POST reads the same way: parse the body, describe the command (a `Movement`,
+a `HoldCreate` or a `HoldVoid`), and hand it to the idempotency executor
+(transfers.idempotency), which runs it at most once per Idempotency-Key and returns the
+stored answer.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import json
 
 from django.http import HttpResponse
+from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework import viewsets
@@ -26,8 +29,11 @@ from foundation.routing import UUID_PATTERN, parse_uuid
 from foundation.tracing import movement_span
 from foundation.views import OneRoundTripMixin
 from transfers import selectors
+from transfers.holds import HoldCreate, capture_movement, hold_expiry, void_command
 from transfers.idempotency import (
+    CREATED,
     KEY_PATTERN,
+    Command,
     IdempotentRequest,
     execute_idempotent,
     normalize_path,
@@ -38,16 +44,23 @@ from transfers.models import Transfer
 from transfers.quotas import MoneyQuota, WalletOutgoingQuota
 from transfers.serializers import (
     HistoryFilterSerializer,
+    HoldCaptureSerializer,
+    HoldCreateSerializer,
+    HoldFilterSerializer,
+    HoldSerializer,
+    HoldVoidSerializer,
     LedgerEntrySerializer,
     MovementResultSerializer,
     MovementSerializer,
+    RefundCreateSerializer,
     TransferCreateSerializer,
     TransferFilterSerializer,
     TransferSerializer,
     entry_data,
+    hold_data,
     transfer_data,
 )
-from transfers.services import Movement
+from transfers.services import Movement, refund_movement
 
 IDEMPOTENCY_PARAMETER = OpenApiParameter(
     name="Idempotency-Key",
@@ -67,11 +80,12 @@ MONEY_PROBLEMS = {
         "`idempotency_key_invalid` (the Idempotency-Key header is missing / not 1-255 printable characters)."
     ),
     409: (
-        "`wallet_not_active` (frozen or closed), `duplicate_reference` (with `original_transfer_id`), "
-        "or `idempotency_key_in_use` (retry)."
+        "`wallet_not_active` (frozen or closed), `wallet_under_review` (an operator is checking it), "
+        "`duplicate_reference` (with `original_transfer_id`), or `idempotency_key_in_use` (retry)."
     ),
     422: (
-        "`insufficient_funds`, `currency_mismatch`, `same_wallet`, `balance_limit_exceeded`, or "
+        "`insufficient_funds` (with `available`), `currency_mismatch`, `same_wallet`, "
+        "`balance_limit_exceeded`, `limit_exceeded` (with `limit`, `max` and `remaining`), or "
         "`idempotency_key_reused` (the key was used for a different request)."
     ),
     503: (
@@ -85,14 +99,14 @@ NOT_FOUND_WALLET = "`not_found`: no such wallet, or not yours."
 MOVEMENT_PROBLEMS = problem_responses({**MONEY_PROBLEMS, 404: NOT_FOUND_WALLET})
 
 
-def money_response(request: Request, key: str, movement: Movement) -> HttpResponse:
-    """Move `movement` once per Idempotency-Key and answer with its stored outcome.
+def money_response(request: Request, key: str, movement: Command, *, status: int = CREATED) -> HttpResponse:
+    """Run `movement` (any money command) once per Idempotency-Key and answer with its
+    stored outcome (`status` when it succeeds).
 
     `key` is the request's validated Idempotency-Key (the views check it before the body,
     so a missing key is the first error reported). Reads top to bottom: the request the
     key is bound to, the executor (which calls the ledger and stores the answer), the
-    HTTP response. The `money.<kind>` span
-    describes the movement and how it ended.
+    HTTP response. The `money.<kind>` span describes the command and how it ended.
     """
     req = IdempotentRequest(
         user_id=request.user.id,
@@ -107,7 +121,7 @@ def money_response(request: Request, key: str, movement: Movement) -> HttpRespon
         destination_wallet_id=movement.destination_wallet_id,
         amount=movement.amount,
     ) as span:
-        result = execute_idempotent(req, movement)
+        result = execute_idempotent(req, movement, status=status)
         content_type = PROBLEM_CONTENT_TYPE if result.status >= 400 else "application/json"
         response = HttpResponse(result.body, status=result.status, content_type=content_type)
         if result.replayed:
@@ -133,6 +147,8 @@ class TransferViewSet(OneRoundTripMixin, viewsets.GenericViewSet):
     def get_throttles(self) -> list:
         if self.action == "create":
             return [Quotas(UserQuota(), MoneyQuota(), WalletOutgoingQuota())]
+        if self.action == "refunds" and self.request.method == "POST":
+            return [Quotas(UserQuota(), MoneyQuota())]
         return super().get_throttles()
 
     @extend_schema(
@@ -198,6 +214,168 @@ class TransferViewSet(OneRoundTripMixin, viewsets.GenericViewSet):
         )
         return money_response(request, key, movement)
 
+    @extend_schema(
+        methods=["GET"],
+        responses={
+            200: TransferSerializer(many=True),
+            **problem_responses({404: "`not_found`: no such transfer involving your wallets."}),
+        },
+        description="The refunds of a transfer involving one of your wallets, newest first.",
+    )
+    @extend_schema(
+        methods=["POST"],
+        parameters=[IDEMPOTENCY_PARAMETER],
+        request=RefundCreateSerializer,
+        responses={
+            201: TransferSerializer,
+            **problem_responses(
+                {
+                    **MONEY_PROBLEMS,
+                    404: "`not_found`: no such transfer reached a wallet of yours.",
+                    422: MONEY_PROBLEMS[422]
+                    + " Also `refund_exceeds_transfer` (with `refundable`: what is left to refund) and "
+                    "`transfer_not_refundable` (only transfers between wallets are refunded).",
+                }
+            ),
+        },
+        description=(
+            "Return all or part of a transfer you received to its sender: a transfer of kind `refund` "
+            "from your wallet (the original's destination) to the original's source. Refunds of one "
+            "transfer never add up to more than it moved."
+        ),
+        examples=request_examples(
+            partial_refund={"amount": 300, "reason": "one item out of stock"},
+            full_refund={"reason": "order cancelled", "reference": "refund-order-1042"},
+        ),
+    )
+    @action(detail=True, methods=["get", "post"], url_path="refunds", pagination_class=None)
+    def refunds(self, request: Request, pk: str) -> HttpResponse:
+        transfer_id = parse_uuid(pk)
+        if request.method == "GET":
+            refunds = selectors.refund_list(transfer_id=transfer_id, user_id=request.user.id)
+            return Response([transfer_data(refund) for refund in refunds.order_by("-created_at", "-id")])
+        key = validate_key(request.headers.get("Idempotency-Key"))
+        serializer = RefundCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        movement = refund_movement(
+            transfer_id=transfer_id,
+            user_id=request.user.id,
+            amount=data.get("amount"),
+            reason=data["reason"],
+            reference=data.get("reference"),
+        )
+        return money_response(request, key, movement)
+
+
+HOLD_PROBLEMS = {
+    **MONEY_PROBLEMS,
+    409: MONEY_PROBLEMS[409] + " Also `hold_not_pending` (with `hold_status`: captured, voided or expired).",
+}
+
+
+class HoldViewSet(OneRoundTripMixin, viewsets.GenericViewSet):
+    """/holds: list and read holds on your wallets, capture or void one. A hold is created on
+    its wallet: POST /wallets/{id}/holds (WalletMoneyViewSet)."""
+
+    serializer_class = HoldSerializer
+    lookup_value_regex = UUID_PATTERN
+
+    class Pagination(KeysetPagination):
+        ordering = ("-created_at", "-id")
+
+    pagination_class = Pagination
+
+    def get_throttles(self) -> list:
+        if self.action in ("capture", "void"):
+            return [Quotas(UserQuota(), MoneyQuota())]
+        return super().get_throttles()
+
+    @extend_schema(
+        parameters=[HoldFilterSerializer],
+        responses={
+            200: HoldSerializer(many=True),
+            **problem_responses({404: "`not_found`: `wallet` is no wallet of yours."}),
+        },
+    )
+    def list(self, request: Request) -> Response:
+        filters = HoldFilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        holds = selectors.hold_list(
+            user_id=request.user.id,
+            wallet_id=filters.validated_data.get("wallet"),
+            status=filters.validated_data.get("status"),
+        )
+        page = self.paginate_queryset(holds)
+        return self.get_paginated_response([hold_data(hold) for hold in page])
+
+    @extend_schema(
+        responses={200: HoldSerializer, **problem_responses({404: "`not_found`: no such hold of yours."})}
+    )
+    def retrieve(self, request: Request, pk: str) -> Response:
+        return Response(hold_data(selectors.hold_get(hold_id=parse_uuid(pk), user_id=request.user.id)))
+
+    @extend_schema(
+        parameters=[IDEMPOTENCY_PARAMETER],
+        request=HoldCaptureSerializer,
+        responses={
+            200: HoldSerializer,
+            **problem_responses(
+                {
+                    **HOLD_PROBLEMS,
+                    404: "`not_found`: no such hold of yours, or no such destination wallet.",
+                    422: HOLD_PROBLEMS[422] + " Also `capture_exceeds_hold` (with `hold_amount`).",
+                }
+            ),
+        },
+        description=(
+            "Capture all or part of a pending hold: to `destination_wallet_id` (a transfer) or out of "
+            "the service (a withdrawal). The rest of the hold is released; a hold is captured once. "
+            "The answer is the hold, with `capture_transfer_id`."
+        ),
+        examples=request_examples(
+            capture_part_to_a_wallet={
+                "amount": 700,
+                "destination_wallet_id": "5d2f8c1a-6b4e-4f7d-8e2a-9c3b1a0d4e6f",
+            },
+            capture_all_as_a_withdrawal={},
+        ),
+    )
+    @action(detail=True, methods=["post"], url_path="capture")
+    def capture(self, request: Request, pk: str) -> HttpResponse:
+        hold_id = parse_uuid(pk)
+        key = validate_key(request.headers.get("Idempotency-Key"))
+        serializer = HoldCaptureSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        movement = capture_movement(
+            hold_id=hold_id,
+            user_id=request.user.id,
+            amount=data.get("amount"),
+            destination_wallet_id=data.get("destination_wallet_id"),
+            description=data.get("description"),
+        )
+        return money_response(request, key, movement, status=200)
+
+    @extend_schema(
+        parameters=[IDEMPOTENCY_PARAMETER],
+        request=HoldVoidSerializer,
+        responses={
+            200: HoldSerializer,
+            **problem_responses({**HOLD_PROBLEMS, 404: "`not_found`: no such hold of yours."}),
+        },
+        description="Release a pending hold in full. The answer is the hold, now `voided`.",
+        examples=request_examples(void={}),
+    )
+    @action(detail=True, methods=["post"], url_path="void")
+    def void(self, request: Request, pk: str) -> HttpResponse:
+        hold_id = parse_uuid(pk)
+        key = validate_key(request.headers.get("Idempotency-Key"))
+        HoldVoidSerializer(data=request.data).is_valid(raise_exception=True)
+        return money_response(
+            request, key, void_command(hold_id=hold_id, user_id=request.user.id), status=200
+        )
+
 
 def movement_schema(*, name: str, example: dict, reference: str):
     """The OpenAPI of a deposit or withdrawal: Idempotency-Key, body, answers, two examples."""
@@ -229,7 +407,7 @@ class WalletMoneyViewSet(OneRoundTripMixin, viewsets.GenericViewSet):
     def get_throttles(self) -> list:
         if self.action == "deposits":
             return [Quotas(UserQuota(), MoneyQuota())]
-        if self.action == "withdrawals":
+        if self.action in ("withdrawals", "holds"):
             return [Quotas(UserQuota(), MoneyQuota(), WalletOutgoingQuota())]
         return super().get_throttles()
 
@@ -263,6 +441,50 @@ class WalletMoneyViewSet(OneRoundTripMixin, viewsets.GenericViewSet):
     @action(detail=True, methods=["post"], url_path="withdrawals")
     def withdrawals(self, request: Request, pk: str) -> HttpResponse:
         return self._own_wallet_movement(request, pk, Transfer.Kind.WITHDRAWAL)
+
+    @extend_schema(
+        parameters=[IDEMPOTENCY_PARAMETER],
+        request=HoldCreateSerializer,
+        responses={
+            201: HoldSerializer,
+            **problem_responses(
+                {
+                    **MONEY_PROBLEMS,
+                    404: NOT_FOUND_WALLET,
+                    409: MONEY_PROBLEMS[409].replace("original_transfer_id", "original_hold_id"),
+                }
+            ),
+        },
+        description=(
+            "Reserve money on your wallet: it stays in the balance but leaves `available` until the "
+            "hold is captured (POST /holds/{id}/capture), voided (POST /holds/{id}/void) or expires "
+            "(`expires_at`; default HOLD_DEFAULT_SECONDS, at most HOLD_MAX_SECONDS)."
+        ),
+        examples=request_examples(
+            hold={"amount": 1000, "expires_in_seconds": 3600, "reference": "order-1042"},
+            default_lifetime={"amount": 1000, "description": "hotel deposit"},
+        ),
+    )
+    @action(detail=True, methods=["post"], url_path="holds")
+    def holds(self, request: Request, pk: str) -> HttpResponse:
+        wallet_id = parse_uuid(pk)
+        key = validate_key(request.headers.get("Idempotency-Key"))
+        serializer = HoldCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        command = HoldCreate(
+            wallet_id=wallet_id,
+            amount=data["amount"],
+            expires_at=hold_expiry(
+                expires_at=data.get("expires_at"),
+                expires_in_seconds=data.get("expires_in_seconds"),
+                now=timezone.now(),
+            ),
+            initiated_by_id=request.user.id,
+            reference=data.get("reference"),
+            description=data["description"],
+        )
+        return money_response(request, key, command)
 
     @staticmethod
     def _own_wallet_movement(request: Request, pk: str, kind: Transfer.Kind) -> HttpResponse:

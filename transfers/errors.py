@@ -95,3 +95,58 @@ class ServiceBusy(MoneyError):
     status = 503
     title = "Service busy, retry"
     retry_after = 1
+
+
+class WalletUnderReview(MoneyError):
+    """Reconciliation found the wallet inconsistent with its ledger; an operator releases it."""
+
+    code = "wallet_under_review"
+    status = 409
+    title = "Wallet under review"
+
+
+class LimitExceeded(MoneyError):
+    """An operator's limit on the wallet's outgoing money refuses the amount. Carries which
+    limit (`limit`: per_movement or per_day), its value (`max`) and what may still leave
+    (`remaining`: in one movement, or today)."""
+
+    code = "limit_exceeded"
+    status = 422
+    title = "Limit exceeded"
+
+
+class HoldNotFound(MoneyError):
+    code = "not_found"
+    status = 404
+    title = "Hold not found"
+
+
+class HoldNotPending(MoneyError):
+    """The hold was already captured, voided or expired (`hold_status` says which)."""
+
+    code = "hold_not_pending"
+    status = 409
+    title = "Hold is not pending"
+
+
+class CaptureExceedsHold(MoneyError):
+    code = "capture_exceeds_hold"
+    status = 422
+    title = "Capture exceeds the hold"
+
+
+class TransferNotRefundable(MoneyError):
+    """Only transfers between wallets are refunded (a deposit, withdrawal, refund or
+    adjustment is not)."""
+
+    code = "transfer_not_refundable"
+    status = 422
+    title = "Transfer cannot be refunded"
+
+
+class RefundExceedsTransfer(MoneyError):
+    """The transfer's refunds would add up to more than it moved (`refundable` is what is left)."""
+
+    code = "refund_exceeds_transfer"
+    status = 422
+    title = "Refund exceeds the transfer"

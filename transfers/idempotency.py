@@ -52,10 +52,17 @@ from transfers.errors import (
     LedgerInconsistent,
     ServiceBusy,
 )
+from transfers.holds import (
+    HoldCreate,
+    HoldVoid,
+    duplicate_hold_reference_error,
+    hold_create_prepare,
+    hold_void_prepare,
+)
 from transfers.ledger_errors import LedgerViolation, ledger_violation
 from transfers.models import IdempotencyRecord
-from transfers.selectors import find_reference_use
-from transfers.serializers import movement_response_body
+from transfers.selectors import find_hold_reference_use, find_reference_use
+from transfers.serializers import response_body
 from transfers.services import Movement
 from wallets.errors import WalletError
 from wallets.models import Wallet
@@ -65,7 +72,13 @@ logger = logging.getLogger(__name__)
 KEY_PATTERN = re.compile(r"^[\x20-\x7e]{1,255}$")
 IDEMPOTENCY_CONSTRAINT = "idempotency_key_unique_per_user"
 REFERENCE_CONSTRAINT = "transfer_reference_unique_per_wallet"
+HOLD_REFERENCE_CONSTRAINT = "hold_reference_unique_per_wallet"
 CREATED = 201
+
+# What the executor runs: a movement (a deposit, withdrawal, transfer, refund or a hold's
+# capture), a new hold, or a hold's void. Each is prepared under its locks, answered,
+# and written with its idempotency record in one statement.
+Command = Movement | HoldCreate | HoldVoid
 
 
 @dataclass(frozen=True)
@@ -106,8 +119,9 @@ def normalize_path(path: str) -> str:
     return path.rstrip("/") or "/"
 
 
-def execute_idempotent(req: IdempotentRequest, movement: Movement) -> StoredResponse:
-    """Move `movement` at most once per (user, key) and return the stored response.
+def execute_idempotent(req: IdempotentRequest, command: Command, *, status: int = CREATED) -> StoredResponse:
+    """Run `command` at most once per (user, key) and return the stored response (`status`
+    and the command's answer when it succeeds).
 
     Deadlocks and serialization failures are retried at once. A wallet's row lock is
     waited for in attempts of DB_LOCK_ATTEMPT_MS (wallets.locks), with a short, jittered
@@ -124,7 +138,7 @@ def execute_idempotent(req: IdempotentRequest, movement: Movement) -> StoredResp
     while True:
         attempt += 1
         try:
-            return _execute_once(req, movement)
+            return _execute_once(req, command, status)
         except (OperationalError, InterfaceError) as exc:
             if isinstance(exc, OperationalError) and (is_lock_timeout(exc) or is_cancelled(exc)):
                 # A random pause (not a secret), so retries of several requests spread out.
@@ -149,10 +163,10 @@ def execute_idempotent(req: IdempotentRequest, movement: Movement) -> StoredResp
             raise
 
 
-def _execute_once(req: IdempotentRequest, movement: Movement) -> StoredResponse:
-    """One attempt: prepare the movement, render its answer, write both in one statement.
+def _execute_once(req: IdempotentRequest, command: Command, status: int) -> StoredResponse:
+    """One attempt: prepare the command, render its answer, write both in one statement.
 
-    No lookup first. The record is written by the movement's own statement, so a
+    No lookup first. The record is written by the command's own statement, so a
     repeated key fails that statement on the unique index (after waiting for the first
     request's transaction, if it is still open), the repeat's work is rolled back, and
     the stored response is replayed. A refusal is stored the same way (_store_refusal).
@@ -160,27 +174,50 @@ def _execute_once(req: IdempotentRequest, movement: Movement) -> StoredResponse:
     """
     try:
         with transaction.atomic():
-            prepared = services.movement_prepare(movement)
-            body = movement_response_body(prepared)
-            record = _record(req, CREATED, body, transfer_id=prepared.transfer.id)
-            record.created_at = prepared.transfer.created_at  # the movement's time
+            prepared = _prepare(command)
+            body = response_body(prepared)
+            record = _record(req, status, body, transfer_id=prepared.transfer_id)
+            record.created_at = prepared.created_at  # the change's time
             prepared.write(extra_rows=[record])
-        return StoredResponse(status=CREATED, body=body, replayed=False)
+        return StoredResponse(status=status, body=body, replayed=False)
     except WalletError as error:
-        return _store_refusal(req, movement, error)
+        return _store_refusal(req, command, error)
     except IntegrityError as exc:
         constraint = violated_constraint(exc)
         if constraint == IDEMPOTENCY_CONSTRAINT:
-            return _replay_stored(req, movement)
-        if constraint == REFERENCE_CONSTRAINT and movement.reference is not None:
-            # Another request took the reference between our check and our write.
-            original = find_reference_use(wallet_id=movement.own_wallet_id, reference=movement.reference)
+            return _replay_stored(req, command)
+        # Another request took the reference between our check and our write.
+        if constraint == REFERENCE_CONSTRAINT and isinstance(command, Movement) and command.reference:
+            original = find_reference_use(wallet_id=command.own_wallet_id, reference=command.reference)
             if original is not None:
-                return _store_refusal(req, movement, services.duplicate_reference_error(*original))
+                return _store_refusal(req, command, services.duplicate_reference_error(*original))
+        if constraint == HOLD_REFERENCE_CONSTRAINT and isinstance(command, HoldCreate) and command.reference:
+            original = find_hold_reference_use(wallet_id=command.wallet_id, reference=command.reference)
+            if original is not None:
+                return _store_refusal(req, command, duplicate_hold_reference_error(*original))
         violation = ledger_violation(exc)
         if violation is not None:
-            return _refuse_inconsistent(req, movement, violation)
+            return _refuse_inconsistent(req, command, violation)
         raise
+
+
+def _prepare(command: Command):
+    if isinstance(command, Movement):
+        return services.movement_prepare(command)
+    if isinstance(command, HoldCreate):
+        return hold_create_prepare(command)
+    return hold_void_prepare(command)
+
+
+def _record_outcome(command: Command, *, outcome: str, currency: str) -> None:
+    """Count a refused command (a completed one is counted by its write, on commit)."""
+    if isinstance(command, Movement):
+        metrics.record_movement(kind=command.kind, currency=currency, outcome=outcome, amount=command.amount)
+        if command.hold_id is not None:
+            metrics.record_hold(action="captured", currency=currency, outcome=outcome)
+    else:
+        action = "created" if isinstance(command, HoldCreate) else "voided"
+        metrics.record_hold(action=action, currency=currency, outcome=outcome)
 
 
 def _record(req: IdempotentRequest, status: int, body: bytes, transfer_id: Any = None) -> IdempotencyRecord:
@@ -197,7 +234,7 @@ def _record(req: IdempotentRequest, status: int, body: bytes, transfer_id: Any =
     )
 
 
-def _replay_stored(req: IdempotentRequest, movement: Movement) -> StoredResponse:
+def _replay_stored(req: IdempotentRequest, command: Command) -> StoredResponse:
     record = IdempotencyRecord.objects.filter(user_id=req.user_id, key=req.key).first()
     if record is None:  # the other request rolled back after all; ask the client to retry
         metrics.record_idempotency("in_use")
@@ -206,49 +243,46 @@ def _replay_stored(req: IdempotentRequest, movement: Movement) -> StoredResponse
         metrics.record_idempotency("reused")
         error = IdempotencyKeyReused("This Idempotency-Key was already used for a different request.")
         with transaction.atomic():  # the movement's own transaction has rolled back
-            _audit_refusal(req, movement, error)
+            _audit_refusal(req, command, error)
         raise error
     metrics.record_idempotency("replayed")
     return StoredResponse(status=record.status_code, body=bytes(record.response_body), replayed=True)
 
 
-def _store_refusal(req: IdempotentRequest, movement: Movement, error: WalletError) -> StoredResponse:
+def _store_refusal(req: IdempotentRequest, command: Command, error: WalletError) -> StoredResponse:
     """A final business refusal: stored under the key (so a retry replays it) and audited."""
     body = render_problem(service_error_body(error))
     try:
         with transaction.atomic():
             _record(req, error.status, body).save(force_insert=True)
-            _audit_refusal(req, movement, error)
+            _audit_refusal(req, command, error)
     except IntegrityError as exc:
         if violated_constraint(exc) == IDEMPOTENCY_CONSTRAINT:
-            return _replay_stored(req, movement)
+            return _replay_stored(req, command)
         raise
     # Counted once stored, so a repeat that is refused again (and replays) is not counted twice.
-    metrics.record_movement(
-        kind=movement.kind,
-        currency=getattr(error, "currency", ""),
-        outcome=error.code,
-        amount=movement.amount,
-    )
+    _record_outcome(command, outcome=error.code, currency=getattr(error, "currency", ""))
     return StoredResponse(status=error.status, body=body, replayed=False)
 
 
-def _audit_refusal(req: IdempotentRequest, movement: Movement, error: WalletError, **extra: Any) -> None:
-    """A `money.failed` event for a refused movement; call inside a transaction."""
+def _audit_refusal(req: IdempotentRequest, command: Command, error: WalletError, **extra: Any) -> None:
+    """A `money.failed` event for a refused command; call inside a transaction."""
     details = {
-        "kind": movement.kind,
-        "amount": str(movement.amount),
-        "source_wallet_id": movement.source_wallet_id,
-        "destination_wallet_id": movement.destination_wallet_id,
-        "reference": movement.reference,
+        "kind": command.kind,
+        "amount": command.amount,
+        "source_wallet_id": command.source_wallet_id,
+        "destination_wallet_id": command.destination_wallet_id,
+        "reference": command.reference,
+        "refund_of": getattr(command, "refund_of_id", None),
+        "hold_id": getattr(command, "hold_id", None),
         **extra,
     }
     audit_record(
         action=AuditEvent.Action.MONEY_FAILED,
         actor_id=req.user_id,
         target_type="wallet",
-        target_id=movement.own_wallet_id,
-        amount=movement.amount,
+        target_id=command.own_wallet_id,
+        amount=command.amount,
         # Known once the wallets were read; a refusal before that (not found, same wallet,
         # key reused) names no currency rather than guess one.
         currency=getattr(error, "currency", "") or "",
@@ -258,7 +292,7 @@ def _audit_refusal(req: IdempotentRequest, movement: Movement, error: WalletErro
 
 
 def _refuse_inconsistent(
-    req: IdempotentRequest, movement: Movement, violation: LedgerViolation
+    req: IdempotentRequest, command: Command, violation: LedgerViolation
 ) -> StoredResponse:
     """A ledger trigger refused the commit, so nothing moved. Answer, log, count and audit it.
 
@@ -269,24 +303,22 @@ def _refuse_inconsistent(
         "A wallet in this movement is under review, so nothing was moved. "
         "Retry later with the same Idempotency-Key."
     )
-    looked_up = violation.wallet_id or movement.own_wallet_id
+    looked_up = violation.wallet_id or command.own_wallet_id
     error.currency = Wallet.objects.filter(pk=looked_up).values_list("currency", flat=True).first() or ""
     logger.error(
         "ledger invariant %s refused a %s at commit; wallet %s needs an operator (docs/operations.md): %s",
         violation.check,
-        movement.kind,
+        command.kind,
         violation.wallet_id or "unknown",
         violation.message,
         extra={"wallet_id": violation.wallet_id, "transfer_id": violation.transfer_id},
     )
     metrics.record_ledger_violation(violation.check)
-    metrics.record_movement(
-        kind=movement.kind, currency=error.currency, outcome=error.code, amount=movement.amount
-    )
+    _record_outcome(command, outcome=error.code, currency=error.currency)
     with transaction.atomic():
         _audit_refusal(
             req,
-            movement,
+            command,
             error,
             check=violation.check,
             inconsistent_wallet_id=violation.wallet_id,

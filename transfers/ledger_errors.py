@@ -8,7 +8,16 @@ from foundation.db import CHECK_VIOLATION, pg_error
 
 # The ledger's deferred constraint triggers (transfers.0003); since transfers.0005 their
 # errors name the trigger (CONSTRAINT) and the wallet or transfer (DETAIL).
-LEDGER_CHECKS = frozenset({"transfer_balanced", "entry_balanced", "wallet_balance_matches_ledger"})
+LEDGER_CHECKS = frozenset(
+    {
+        "transfer_balanced",
+        "entry_balanced",
+        "wallet_balance_matches_ledger",
+        # transfers.0007: a wallet's held money and its pending holds
+        "hold_matches_wallet",
+        "wallet_held_matches_holds",
+    }
+)
 
 
 @dataclass(frozen=True)

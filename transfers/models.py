@@ -18,11 +18,15 @@ class Transfer(models.Model):
         DEPOSIT = "deposit", "Deposit"
         WITHDRAWAL = "withdrawal", "Withdrawal"
         TRANSFER = "transfer", "Transfer"
+        # Money a transfer's recipient returns to its sender (`refund_of` names the transfer).
+        REFUND = "refund", "Refund"
+        # An operator's approved correction, against the currency's adjustment wallet.
+        ADJUSTMENT = "adjustment", "Adjustment"
 
     class Status(models.TextChoices):
         COMPLETED = "completed", "Completed"
 
-    # What the API shows of a transfer (serializers, cached detail reads).
+    # The columns a transfer's detail read selects (transfers.selectors.TRANSFER_GET_SQL).
     PUBLIC_FIELDS = (
         "id",
         "kind",
@@ -33,6 +37,7 @@ class Transfer(models.Model):
         "status",
         "reference",
         "description",
+        "refund_of_id",
         "created_at",
     )
 
@@ -61,11 +66,21 @@ class Transfer(models.Model):
         related_name="+",
         db_index=False,
     )
+    # A refund's original transfer. The sum of a transfer's refunds never exceeds its
+    # amount, and a refund goes back the way the original came (transfers.0007's trigger).
+    refund_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="refunds", db_index=False
+    )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
     class Meta:
         db_table = "transfers_transfer"
-        indexes = [models.Index(fields=["-created_at"], name="transfer_created_idx")]
+        indexes = [
+            models.Index(fields=["-created_at"], name="transfer_created_idx"),
+            models.Index(
+                fields=["refund_of"], name="transfer_refund_of_idx", condition=Q(refund_of__isnull=False)
+            ),
+        ]
         constraints = [
             models.CheckConstraint(condition=Q(amount__gt=0), name="transfer_amount_positive"),
             models.CheckConstraint(
@@ -73,8 +88,13 @@ class Transfer(models.Model):
                 name="transfer_distinct_wallets",
             ),
             models.CheckConstraint(
-                condition=Q(kind__in=["deposit", "withdrawal", "transfer"]),
-                name="transfer_kind_valid",
+                condition=Q(kind__in=["deposit", "withdrawal", "transfer", "refund", "adjustment"]),
+                name="transfer_kind_valid_v2",
+            ),
+            models.CheckConstraint(
+                condition=Q(kind="refund", refund_of__isnull=False)
+                | (~Q(kind="refund") & Q(refund_of__isnull=True)),
+                name="transfer_refund_of_only_refunds",
             ),
             models.UniqueConstraint(
                 fields=["reference_wallet", "reference"],
@@ -100,6 +120,9 @@ class LedgerEntry(models.Model):
         WITHDRAWAL = "withdrawal", "Withdrawal"
         TRANSFER_IN = "transfer_in", "Transfer in"
         TRANSFER_OUT = "transfer_out", "Transfer out"
+        REFUND_IN = "refund_in", "Refund in"
+        REFUND_OUT = "refund_out", "Refund out"
+        ADJUSTMENT = "adjustment", "Adjustment"
 
     id = models.BigAutoField(primary_key=True)
     transfer = models.ForeignKey(Transfer, on_delete=models.PROTECT, related_name="entries")
@@ -121,8 +144,18 @@ class LedgerEntry(models.Model):
         constraints = [
             models.CheckConstraint(condition=~Q(amount=0), name="entry_amount_non_zero"),
             models.CheckConstraint(
-                condition=Q(type__in=["deposit", "withdrawal", "transfer_in", "transfer_out"]),
-                name="entry_type_valid",
+                condition=Q(
+                    type__in=[
+                        "deposit",
+                        "withdrawal",
+                        "transfer_in",
+                        "transfer_out",
+                        "refund_in",
+                        "refund_out",
+                        "adjustment",
+                    ]
+                ),
+                name="entry_type_valid_v2",
             ),
             # Transfer legs have a fixed sign. Deposit and withdrawal legs are named
             # after the movement on both sides (the system leg has the opposite sign);
@@ -133,10 +166,112 @@ class LedgerEntry(models.Model):
             models.CheckConstraint(
                 condition=~Q(type="transfer_out") | Q(amount__lt=0), name="entry_transfer_out_negative"
             ),
+            models.CheckConstraint(
+                condition=~Q(type="refund_in") | Q(amount__gt=0), name="entry_refund_in_positive"
+            ),
+            models.CheckConstraint(
+                condition=~Q(type="refund_out") | Q(amount__lt=0), name="entry_refund_out_negative"
+            ),
         ]
 
     def __str__(self) -> str:
         return f"{self.type} {self.amount} on {self.wallet_id}"
+
+
+class Hold(models.Model):
+    """Money reserved on a user wallet: authorized now, captured, voided or expired later.
+
+    While pending, its amount counts in the wallet's `held`, so the wallet cannot spend it
+    elsewhere (PostgreSQL checks at commit that `held` is the sum of the pending holds).
+    A capture moves `captured_amount` (at most `amount`) out as one transfer or withdrawal
+    and releases the rest; a void or expiry releases it all. Only a pending hold changes,
+    once; its amount, wallet and currency never do (transfers.0007's triggers).
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        CAPTURED = "captured", "Captured"
+        VOIDED = "voided", "Voided"
+        EXPIRED = "expired", "Expired"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    wallet = models.ForeignKey(
+        "wallets.Wallet", on_delete=models.PROTECT, related_name="holds", db_index=False
+    )
+    amount = models.BigIntegerField()
+    captured_amount = models.BigIntegerField(default=0)
+    currency = models.CharField(max_length=3)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
+    expires_at = models.DateTimeField()
+    # The client's reference, unique forever within the wallet's holds.
+    reference = models.CharField(max_length=128, null=True, blank=True)  # noqa: DJ001 NULL = no reference; "" would collide
+    description = models.CharField(max_length=255, blank=True, default="")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+    # The transfer or withdrawal a capture made.
+    capture_transfer = models.OneToOneField(
+        Transfer, null=True, blank=True, on_delete=models.PROTECT, related_name="captured_hold"
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    # When it stopped being pending (captured, voided or expired).
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "transfers_hold"
+        indexes = [
+            # A wallet's holds, newest first (GET /holds?wallet=), and the sum of its pending ones.
+            models.Index(fields=["wallet", "-created_at", "-id"], name="hold_wallet_created_idx"),
+            # The sum of a wallet's pending holds (transfers.0007's held check).
+            models.Index(fields=["wallet"], name="hold_wallet_pending_idx", condition=Q(status="pending")),
+            # What the expiry task looks for.
+            models.Index(
+                fields=["expires_at"], name="hold_pending_expiry_idx", condition=Q(status="pending")
+            ),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="hold_amount_positive"),
+            models.CheckConstraint(
+                condition=Q(status__in=["pending", "captured", "voided", "expired"]), name="hold_status_valid"
+            ),
+            # Pending: nothing captured, not finished. Captured: some of it, by one transfer.
+            # Voided or expired: nothing captured.
+            models.CheckConstraint(
+                condition=(
+                    Q(
+                        status="pending",
+                        captured_amount=0,
+                        capture_transfer__isnull=True,
+                        finished_at__isnull=True,
+                    )
+                    | Q(
+                        status="captured",
+                        captured_amount__gt=0,
+                        captured_amount__lte=models.F("amount"),
+                        capture_transfer__isnull=False,
+                        finished_at__isnull=False,
+                    )
+                    | Q(
+                        status__in=["voided", "expired"],
+                        captured_amount=0,
+                        capture_transfer__isnull=True,
+                        finished_at__isnull=False,
+                    )
+                ),
+                name="hold_status_fields_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(currency__regex=r"^[A-Z]{3}$"), name="hold_currency_iso_format"
+            ),
+            models.UniqueConstraint(
+                fields=["wallet", "reference"],
+                condition=Q(reference__isnull=False),
+                name="hold_reference_unique_per_wallet",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"hold {self.id} ({self.status})"
 
 
 class IdempotencyRecord(models.Model):

@@ -11,8 +11,8 @@ from django.db.models import BigIntegerField, Case, F, OuterRef, Q, QuerySet, Su
 from django.db.models.functions import Coalesce
 from django.db.models.lookups import Exact
 
-from transfers.errors import TransferNotFound
-from transfers.models import LedgerEntry, Transfer
+from transfers.errors import HoldNotFound, TransferNotFound
+from transfers.models import Hold, LedgerEntry, Transfer
 from wallets.models import Wallet
 from wallets.selectors import wallet_check_owner
 
@@ -80,18 +80,39 @@ def _visible_transfers(*, user_id: int) -> QuerySet[Transfer]:
 
 
 def transfer_list(*, user_id: int, wallet_id: UUID | None = None) -> QuerySet[Transfer]:
-    """Transfers touching the caller's wallets, optionally one of them."""
+    """Transfers touching the caller's wallets, optionally one of them, each with its
+    `refunded_amount`."""
     if wallet_id is not None:
         wallet_check_owner(wallet_id=wallet_id, owner_id=user_id)
-        return Transfer.objects.filter(Q(source_wallet_id=wallet_id) | Q(destination_wallet_id=wallet_id))
-    return _visible_transfers(user_id=user_id)
+        transfers = Transfer.objects.filter(
+            Q(source_wallet_id=wallet_id) | Q(destination_wallet_id=wallet_id)
+        )
+    else:
+        transfers = _visible_transfers(user_id=user_id)
+    return with_refunded_amount(transfers)
+
+
+def with_refunded_amount(transfers: QuerySet[Transfer]) -> QuerySet[Transfer]:
+    """Annotate `refunded_amount`: the sum of each transfer's refunds (transfer_refund_of_idx)."""
+    refunds = (
+        Transfer.objects.filter(refund_of_id=OuterRef("pk"))
+        .order_by()
+        .values("refund_of_id")
+        .annotate(total=Sum("amount"))
+        .values("total")
+    )
+    return transfers.annotate(
+        refunded_amount=Coalesce(Subquery(refunds, output_field=BigIntegerField()), Value(0))
+    )
 
 
 # Written as SQL, like wallets.selectors' reads: the ORM's query building cost more CPU
 # than the query (transfers/tests/test_selectors.py holds the columns to the model).
 TRANSFER_GET_SQL = (
     "SELECT t.id, t.kind, t.source_wallet_id, t.destination_wallet_id, t.amount, t.currency, t.status,"
-    " t.reference, t.description, t.created_at FROM transfers_transfer t"
+    " t.reference, t.description, t.refund_of_id, t.created_at,"
+    " (SELECT coalesce(sum(r.amount), 0) FROM transfers_transfer r WHERE r.refund_of_id = t.id)"
+    " FROM transfers_transfer t"
     " JOIN wallets_wallet s ON s.id = t.source_wallet_id"
     " JOIN wallets_wallet d ON d.id = t.destination_wallet_id"
     " WHERE t.id = %s AND (s.owner_id = %s OR d.owner_id = %s)"
@@ -99,13 +120,47 @@ TRANSFER_GET_SQL = (
 
 
 def transfer_get(*, transfer_id: UUID, user_id: int) -> Transfer:
-    """A transfer touching one of the caller's wallets, in one query (its wallets' owners joined)."""
+    """A transfer touching one of the caller's wallets, with its `refunded_amount`, in one
+    query (its wallets' owners joined)."""
     with connection.cursor() as cursor:
         cursor.execute(TRANSFER_GET_SQL, [transfer_id, user_id, user_id])
         row = cursor.fetchone()
     if row is None:
         raise TransferNotFound("No transfer with this id involves your wallets.")
-    return Transfer.from_db(DEFAULT_DB_ALIAS, _TRANSFER_FIELDS, row)
+    transfer = Transfer.from_db(DEFAULT_DB_ALIAS, _TRANSFER_FIELDS, row[:-1])
+    transfer.refunded_amount = int(row[-1])
+    return transfer
+
+
+def refund_list(*, transfer_id: UUID, user_id: int) -> QuerySet[Transfer]:
+    """The refunds of a transfer touching one of the caller's wallets, newest first."""
+    transfer_get(transfer_id=transfer_id, user_id=user_id)  # not_found unless the caller is a party
+    return with_refunded_amount(Transfer.objects.filter(refund_of_id=transfer_id))
+
+
+def refunded_amount(*, transfer_id: UUID) -> tuple[int, int]:
+    """(the transfer's amount, what its refunds add up to). The money path reads it under
+    the refunder's wallet lock (transfers.services)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT t.amount, (SELECT coalesce(sum(r.amount), 0) FROM transfers_transfer r"
+            " WHERE r.refund_of_id = t.id) FROM transfers_transfer t WHERE t.id = %s",
+            [transfer_id],
+        )
+        amount, refunded = cursor.fetchone()
+    return amount, int(refunded)
+
+
+def refundable_transfer(*, transfer_id: UUID, user_id: int) -> Transfer:
+    """A transfer the caller received (they own its destination) with its `refunded_amount`:
+    what a refund is asked of. not_found for any other."""
+    transfer = transfer_get(transfer_id=transfer_id, user_id=user_id)
+    owner = (
+        Wallet.objects.filter(pk=transfer.destination_wallet_id).values_list("owner_id", flat=True).first()
+    )
+    if owner != user_id:
+        raise TransferNotFound("No transfer with this id reached a wallet of yours.")
+    return transfer
 
 
 def find_reference_use(
@@ -122,15 +177,16 @@ def find_reference_use(
 
 
 def system_wallet_balance(*, wallet_id: UUID) -> int:
-    """A system wallet's balance is the sum of its entries (it keeps no row balance)."""
+    """A system or adjustment wallet's balance is the sum of its entries (it keeps no row balance)."""
     return LedgerEntry.objects.filter(wallet_id=wallet_id).aggregate(total=Sum("amount"))["total"] or 0
 
 
 def with_ledger_balance(queryset: QuerySet[Wallet]) -> QuerySet[Wallet]:
-    """Annotate `ledger_balance`: a user wallet's stored balance, a system wallet's sum of entries.
+    """Annotate `ledger_balance`: a user wallet's stored balance, a system or adjustment
+    wallet's sum of entries.
 
     One query for any number of rows: the sum is a subquery inside a CASE, which
-    PostgreSQL evaluates only for the system rows (one per currency).
+    PostgreSQL evaluates only for those rows (two per currency).
     """
     entries = (
         LedgerEntry.objects.filter(wallet_id=OuterRef("pk"))
@@ -141,8 +197,42 @@ def with_ledger_balance(queryset: QuerySet[Wallet]) -> QuerySet[Wallet]:
     )
     return queryset.annotate(
         ledger_balance=Case(
-            When(kind=Wallet.Kind.SYSTEM, then=Coalesce(Subquery(entries), Value(0))),
+            When(~Q(kind=Wallet.Kind.USER), then=Coalesce(Subquery(entries), Value(0))),
             default=F("balance"),
             output_field=BigIntegerField(),
         )
     )
+
+
+# --- holds -----------------------------------------------------------------------------
+
+
+def find_hold_reference_use(
+    *, wallet_id: UUID, reference: str, owner_id: int | None = None
+) -> tuple[UUID, str] | None:
+    """(id, currency) of the hold that used `reference` on the wallet. With `owner_id`,
+    only if that user owns the wallet."""
+    found = Hold.objects.filter(wallet_id=wallet_id, reference=reference)
+    if owner_id is not None:
+        found = found.filter(wallet__owner_id=owner_id)
+    return found.values_list("id", "currency").first()
+
+
+def hold_get(*, hold_id: UUID, user_id: int) -> Hold:
+    """A hold on one of the caller's wallets."""
+    hold = Hold.objects.filter(pk=hold_id, wallet__owner_id=user_id).first()
+    if hold is None:
+        raise HoldNotFound("No hold with this id is on a wallet of yours.")
+    return hold
+
+
+def hold_list(*, user_id: int, wallet_id: UUID | None = None, status: str | None = None) -> QuerySet[Hold]:
+    """Holds on the caller's wallets (or one of them), optionally of one status."""
+    if wallet_id is not None:
+        wallet_check_owner(wallet_id=wallet_id, owner_id=user_id)
+        holds = Hold.objects.filter(wallet_id=wallet_id)
+    else:
+        holds = Hold.objects.filter(wallet__owner_id=user_id)
+    if status:
+        holds = holds.filter(status=status)
+    return holds

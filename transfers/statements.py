@@ -1,10 +1,10 @@
 """The money path's write: one PostgreSQL statement of data-modifying CTEs.
 
 Once the wallets are locked, a movement's rows (the transfer, its two legs, the audit
-event, and whatever the caller adds: the idempotency record) and the new balances go
-to the server as one statement instead of one per table, so the row locks are held
-for one round trip. The deferred constraint triggers still check everything at
-COMMIT.
+events, and whatever the caller adds: the idempotency record), a hold's change and the
+wallets' new state go to the server as one statement instead of one per table, so the
+row locks are held for one round trip. The deferred constraint triggers still check
+everything at COMMIT.
 
 The tables and their column lists are written out here (transfers/tests/
 test_statements.py checks each against its model). Every value is a bound parameter;
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
@@ -24,7 +24,7 @@ from django.db.models import Model
 from psycopg.types.json import Jsonb
 
 from audit.models import AuditEvent
-from transfers.models import IdempotencyRecord, LedgerEntry, Transfer
+from transfers.models import Hold, IdempotencyRecord, LedgerEntry, Transfer
 
 
 @dataclass(frozen=True)
@@ -43,12 +43,17 @@ class Table:
 TRANSFERS = Table(
     "transfers_transfer",
     ("id", "kind", "source_wallet_id", "destination_wallet_id", "amount", "currency", "status",
-     "reference", "reference_wallet_id", "description", "initiated_by_id", "created_at"),
+     "reference", "reference_wallet_id", "description", "initiated_by_id", "refund_of_id", "created_at"),
 )  # fmt: skip
 # The primary key is left to the sequence: entry ids order a wallet's history.
 LEDGER_ENTRIES = Table(
     "transfers_ledgerentry", ("transfer_id", "wallet_id", "type", "amount", "balance_after", "created_at")
 )
+HOLDS = Table(
+    "transfers_hold",
+    ("id", "wallet_id", "amount", "captured_amount", "currency", "status", "expires_at", "reference",
+     "description", "created_by_id", "capture_transfer_id", "created_at", "finished_at"),
+)  # fmt: skip
 AUDIT_EVENTS = Table(
     "audit_auditevent",
     ("created_at", "actor_id", "actor_label", "action", "target_type", "target_id", "amount", "currency",
@@ -67,19 +72,41 @@ TABLES: dict[type[Model], Table] = {
     LedgerEntry: LEDGER_ENTRIES,
     AuditEvent: AUDIT_EVENTS,
     IdempotencyRecord: IDEMPOTENCY_RECORDS,
+    Hold: HOLDS,
+}
+# The rows a statement may change, by primary key: the table and the columns it sets. A
+# hold changes once, from pending, in what its end records (transfers.0007's trigger).
+CHANGES: dict[type[Model], Table] = {
+    Hold: Table("transfers_hold", ("status", "captured_amount", "capture_transfer_id", "finished_at")),
 }
 
 
+@dataclass(frozen=True)
+class WalletUpdate:
+    """A locked user wallet's new state; None leaves a column as it is."""
+
+    wallet_id: UUID
+    balance: int | None = None
+    held: int | None = None
+    # (UTC day, total that left the wallet that day): what the daily limit counts.
+    outgoing: tuple[date, int] | None = None
+
+
 def statement(
-    rows: Sequence[Model], *, balances: Sequence[tuple[UUID, int]], updated_at: datetime
+    rows: Sequence[Model],
+    *,
+    wallets: Sequence[WalletUpdate] = (),
+    updates: Sequence[Model] = (),
+    updated_at: datetime,
 ) -> tuple[str, dict[str, Any]]:
     """The text and named parameters that insert `rows` (grouped by model, in the order
-    given) and set the wallets' new `balances` ((wallet id, balance) pairs).
+    given), change `updates` (saved instances of CHANGES' models, by primary key) and set
+    the `wallets`' new state (with `updated_at`).
 
-    Equal uuid, timestamp and integer values share one parameter (a transfer's id, its
-    time, its amount and its wallets each appear several times). Those types are stated
-    by the client, so one parameter can serve every column it appears in; strings and
-    NULLs, whose type PostgreSQL infers from the column, never share. Sharing keeps a
+    Equal uuid, timestamp, date and integer values share one parameter (a transfer's id,
+    its time, its amount and its wallets each appear several times). Those types are
+    stated by the client, so one parameter can serve every column it appears in; strings
+    and NULLs, whose type PostgreSQL infers from the column, never share. Sharing keeps a
     movement's statement under the 50 parameters up to which psycopg caches how it
     converts a statement's text, so the text is parsed once per process, not per call.
     """
@@ -101,30 +128,54 @@ def statement(
         values = ", ".join("(" + ", ".join(map(placeholder, table.values(row))) + ")" for row in group)
         insert = " ".join(("INSERT INTO", table.name, "(" + ", ".join(table.columns) + ")", "VALUES", values))
         parts.append(f"i{index} AS ({insert})")
-    if balances:
-        cases = " ".join(f"WHEN {placeholder(w)} THEN {placeholder(b)}" for w, b in balances)
-        ids = ", ".join(placeholder(w) for w, _ in balances)
-        update = " ".join(
-            (
-                "UPDATE wallets_wallet SET balance = CASE id",
-                cases,
-                "END, updated_at =",
-                placeholder(updated_at),
-            )
-        )
-        parts.append(f"b AS ({update} WHERE id IN ({ids}))")
+    for index, row in enumerate(updates):
+        table = CHANGES[type(row)]
+        values = zip(table.columns, table.values(row), strict=True)
+        sets = ", ".join(f"{column} = {placeholder(value)}" for column, value in values)
+        update = " ".join(("UPDATE", table.name, "SET", sets, "WHERE id =", placeholder(row.pk)))
+        parts.append(f"u{index} AS ({update})")
+    if wallets:
+        parts.append(f"b AS ({_wallets_update(wallets, updated_at, placeholder)})")
     return "WITH " + ", ".join(parts) + " SELECT 1", params
 
 
-def write(rows: Sequence[Model], *, balances: Sequence[tuple[UUID, int]], updated_at: datetime) -> None:
-    """Run statement(): the rows and the new balances in one statement, in the caller's transaction."""
-    sql, params = statement(rows, balances=balances, updated_at=updated_at)
+def _wallets_update(wallets: Sequence[WalletUpdate], updated_at: datetime, placeholder: Any) -> str:
+    """UPDATE wallets_wallet SET <column> = CASE id WHEN <id> THEN <value> ... END, ...: one
+    CASE per column some wallet changes (the others keep theirs: ELSE <column>)."""
+    columns = {
+        "balance": [(w.wallet_id, w.balance) for w in wallets if w.balance is not None],
+        "held": [(w.wallet_id, w.held) for w in wallets if w.held is not None],
+        "outgoing_day": [(w.wallet_id, w.outgoing[0]) for w in wallets if w.outgoing is not None],
+        "outgoing_today": [(w.wallet_id, w.outgoing[1]) for w in wallets if w.outgoing is not None],
+    }
+    sets = []
+    for column, values in columns.items():
+        if not values:
+            continue
+        cases = " ".join(f"WHEN {placeholder(w)} THEN {placeholder(v)}" for w, v in values)
+        rest = "" if len(values) == len(wallets) else f" ELSE {column}"
+        sets.append(f"{column} = CASE id {cases}{rest} END")
+    sets.append(f"updated_at = {placeholder(updated_at)}")
+    ids = ", ".join(placeholder(w.wallet_id) for w in wallets)
+    return " ".join(("UPDATE wallets_wallet SET", ", ".join(sets), "WHERE id IN (" + ids + ")"))
+
+
+def write(
+    rows: Sequence[Model],
+    *,
+    wallets: Sequence[WalletUpdate] = (),
+    updates: Sequence[Model] = (),
+    updated_at: datetime,
+) -> None:
+    """Run statement(): the rows, the changes and the wallets' new state in one statement,
+    in the caller's transaction."""
+    sql, params = statement(rows, wallets=wallets, updates=updates, updated_at=updated_at)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
 
 
-# Types psycopg sends with their PostgreSQL type (uuid, timestamptz, an integer type).
-_SHARED_TYPES = frozenset({UUID, datetime, int})
+# Types psycopg sends with their PostgreSQL type (uuid, timestamptz, date, an integer type).
+_SHARED_TYPES = frozenset({UUID, datetime, date, int})
 
 
 def _grouped(rows: Sequence[Model]) -> list[tuple[Table, list[Model]]]:

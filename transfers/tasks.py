@@ -7,6 +7,7 @@ from uuid import UUID
 
 from celery import shared_task
 
+from transfers.holds import holds_expire
 from transfers.idempotency import idempotency_cleanup
 from transfers.reconciliation import reconciliation_run
 
@@ -34,3 +35,9 @@ def reconcile_ledger(
 def cleanup_idempotency_records(older_than_hours: int | None = None) -> int:
     """Deleting what is already gone deletes nothing, so repeating is harmless."""
     return idempotency_cleanup(older_than_hours=older_than_hours)
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def expire_holds() -> int:
+    """Expiring what is already released changes nothing, so repeating is harmless."""
+    return holds_expire()

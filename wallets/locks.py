@@ -6,7 +6,9 @@ A->B and B->A can never deadlock. `FOR NO KEY UPDATE` (not `FOR UPDATE`) still l
 other transactions insert rows that reference the wallet (ledger entries, transfers),
 which only need `FOR KEY SHARE`. The caller's own wallet only matches if the caller owns
 it, so a request naming somebody else's wallet as its source locks nothing of theirs.
-System wallets are never locked: they keep no row balance.
+System and adjustment wallets are never locked: they keep no row balance. An operator's
+correction (corrections app) and the hold expiry task act on a wallet they do not own:
+they lock it by id alone (LOCK_BY_ID_SQL).
 
 The statement is SQL written here rather than an ORM queryset: the money path runs it
 on every request and compiling a queryset each time cost more Python than the rest of
@@ -22,9 +24,24 @@ from django.db import DEFAULT_DB_ALIAS, connection
 from wallets.models import Wallet
 
 # What the money path reads of a locked wallet: its checks (owner, kind, currency,
-# status, balance) and the wallet's part of the response. The statements below select
-# exactly these, in this order (wallets/tests/test_locks.py holds them to it).
-LOCKED_FIELDS = ("id", "owner_id", "kind", "currency", "name", "balance", "status", "created_at")
+# status, balance, held, limits and today's outgoing total) and the wallet's part of the
+# response. The statements below select exactly these, in this order
+# (wallets/tests/test_locks.py holds them to it).
+LOCKED_FIELDS = (
+    "id",
+    "owner_id",
+    "kind",
+    "currency",
+    "name",
+    "balance",
+    "held",
+    "status",
+    "max_outgoing_amount",
+    "max_outgoing_per_day",
+    "outgoing_day",
+    "outgoing_today",
+    "created_at",
+)
 
 # Each statement first sets, for its transaction, how long it may wait for a lock
 # (set_config(..., true) is SET LOCAL): a money request waits in short attempts and lets
@@ -32,7 +49,7 @@ LOCKED_FIELDS = ("id", "owner_id", "kind", "currency", "name", "balance", "statu
 # not make every other wallet wait behind the requests queued on it. The CTE is joined in,
 # so it has run before any row reaches the lock.
 _ATTEMPT = "WITH attempt AS MATERIALIZED (SELECT set_config('lock_timeout', %s, true))"
-_COLUMNS = " SELECT w.id, w.owner_id, w.kind, w.currency, w.name, w.balance, w.status, w.created_at"
+_COLUMNS = " SELECT " + ", ".join(f"w.{name}" for name in LOCKED_FIELDS)
 # The caller's wallet, if the caller owns it.
 LOCK_OWN_SQL = (
     _ATTEMPT
@@ -44,6 +61,12 @@ LOCK_OWN_SQL = (
 LOCK_OWN_AND_OTHER_SQL = (
     _ATTEMPT + _COLUMNS + " FROM wallets_wallet w, attempt WHERE w.kind = 'user'"
     " AND ((w.id = %s AND w.owner_id = %s) OR w.id = %s) ORDER BY w.id FOR NO KEY UPDATE OF w"
+)
+
+# User wallets by id alone, whoever owns them (operators' corrections, the expiry task).
+LOCK_BY_ID_SQL = (
+    _ATTEMPT + _COLUMNS + " FROM wallets_wallet w, attempt WHERE w.kind = 'user' AND w.id = ANY(%s)"
+    " ORDER BY w.id FOR NO KEY UPDATE OF w"
 )
 
 
@@ -61,6 +84,19 @@ def wallets_lock_for_movement(
         sql, params = LOCK_OWN_SQL, [wait, own_wallet_id, owner_id]
     else:
         sql, params = LOCK_OWN_AND_OTHER_SQL, [wait, own_wallet_id, owner_id, other_wallet_id]
+    return _locked(sql, params)
+
+
+def wallets_lock_by_id(*, wallet_ids: list[UUID], wait_ms: int) -> dict[UUID, Wallet]:
+    """Lock these user wallets, whoever owns them, in id order; {id: wallet}.
+
+    For callers that act on somebody's wallet as the service or an operator, never on a
+    request of its owner's. Same contract as wallets_lock_for_movement otherwise.
+    """
+    return _locked(LOCK_BY_ID_SQL, [f"{int(wait_ms)}ms", list(wallet_ids)])
+
+
+def _locked(sql: str, params: list) -> dict[UUID, Wallet]:
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()

@@ -32,12 +32,18 @@ WALLET_FIELDS = (
     "currency",
     "name",
     "balance",
+    "held",
     "status",
+    "max_outgoing_amount",
+    "max_outgoing_per_day",
+    "outgoing_day",
+    "outgoing_today",
     "created_at",
     "updated_at",
 )
 OWNED_WALLET_SQL = (
-    "SELECT id, owner_id, kind, currency, name, balance, status, created_at, updated_at"
+    "SELECT id, owner_id, kind, currency, name, balance, held, status, max_outgoing_amount,"
+    " max_outgoing_per_day, outgoing_day, outgoing_today, created_at, updated_at"
     " FROM wallets_wallet WHERE id = %s AND owner_id = %s AND kind = 'user'"
 )
 OWNS_WALLET_SQL = "SELECT 1 FROM wallets_wallet WHERE id = %s AND owner_id = %s AND kind = 'user'"

@@ -15,7 +15,8 @@ from foundation.currencies import supported_currencies
 from wallets.errors import UnsupportedCurrency, WalletNotFound
 from wallets.models import Wallet
 
-_system_wallet_ids: dict[str, UUID] = {}
+# The system and adjustment wallets' ids, by (kind, currency).
+_house_wallet_ids: dict[tuple[str, str], UUID] = {}
 
 
 def wallet_create(*, owner_id: int, currency: str, name: str = "") -> Wallet:
@@ -110,31 +111,43 @@ def wallets_mark_reconciled(
 
 
 def system_wallet_id(*, currency: str) -> UUID:
-    """The id of the currency's system wallet (the outside world), created on first use.
+    """The id of the currency's system wallet (the outside world: deposits come from it,
+    withdrawals go to it), created on first use."""
+    return _house_wallet_id(Wallet.Kind.SYSTEM, currency)
 
-    Cached per process once committed: a system wallet is never deleted and its id
-    never changes. Called before any lock is taken. If two first movements in a
-    new currency race, the second waits on the unique index for the first to
-    commit, then reads its row.
+
+def adjustment_wallet_id(*, currency: str) -> UUID:
+    """The id of the currency's adjustment wallet (the other side of operators'
+    corrections), created on first use."""
+    return _house_wallet_id(Wallet.Kind.ADJUSTMENT, currency)
+
+
+def _house_wallet_id(kind: str, currency: str) -> UUID:
+    """The id of the currency's one wallet of `kind` (system or adjustment), created on first use.
+
+    Cached per process once committed: such a wallet is never deleted and its id never
+    changes. Called before any lock is taken. If two first movements in a new currency
+    race, the second waits on the unique index for the first to commit, then reads its row.
     """
-    cached = _system_wallet_ids.get(currency)
+    cached = _house_wallet_ids.get((kind, currency))
     if cached is not None:
         return cached
-    wallet = Wallet.objects.filter(kind=Wallet.Kind.SYSTEM, currency=currency).first()
+    wallet = Wallet.objects.filter(kind=kind, currency=currency).first()
     if wallet is None:
+        label = Wallet.Kind(kind).label
         try:
             with transaction.atomic():
                 wallet = Wallet.objects.create(
-                    kind=Wallet.Kind.SYSTEM, owner=None, currency=currency, name=f"System {currency}"
+                    kind=kind, owner=None, currency=currency, name=f"{label} {currency}"
                 )
         except IntegrityError:  # another process created it first
-            wallet = Wallet.objects.get(kind=Wallet.Kind.SYSTEM, currency=currency)
+            wallet = Wallet.objects.get(kind=kind, currency=currency)
     wallet_id = wallet.id
     # Remember the id only once the row is committed: created inside a money
     # transaction that rolls back, it would otherwise point at nothing.
-    transaction.on_commit(lambda: _system_wallet_ids.__setitem__(currency, wallet_id))
+    transaction.on_commit(lambda: _house_wallet_ids.__setitem__((kind, currency), wallet_id))
     return wallet_id
 
 
 def clear_system_wallet_cache() -> None:
-    _system_wallet_ids.clear()
+    _house_wallet_ids.clear()

@@ -71,6 +71,12 @@ MONEY_MOVED = Counter(
     "Money moved by completed movements, in the currency's minor units.",
     ["kind", "currency"],
 )
+HOLD_EVENTS = Counter(
+    "wallet_hold_events",
+    "Hold requests and changes, by action (created, captured, voided, expired) and outcome "
+    "(completed or the error code). Captured money is also counted as a transfer or withdrawal.",
+    ["action", "currency", "outcome"],
+)
 IDEMPOTENCY = Counter(
     "wallet_idempotency_events",
     "Idempotency-Key replays (replayed) and conflicts (reused with another body, in_use).",
@@ -168,6 +174,12 @@ def record_movement(*, kind: str, currency: str, outcome: str, amount: int) -> N
         if type(amount) is not int or amount < 0:
             raise ValueError(f"amount must be a non-negative int (minor units), got {amount!r}")
         MONEY_MOVED.labels(kind=kind, currency=currency).inc(amount)
+
+
+@_never_raise
+def record_hold(*, action: str, currency: str, outcome: str) -> None:
+    """One hold request or change (created, captured, voided, expired) and how it ended."""
+    HOLD_EVENTS.labels(action=str(action), currency=str(currency or "none"), outcome=str(outcome)).inc()
 
 
 @_never_raise

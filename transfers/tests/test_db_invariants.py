@@ -239,12 +239,12 @@ def test_a_valid_raw_sql_deposit_commits(ledger):
 
 
 def test_user_wallet_balance_cannot_go_negative(ledger):
-    with rejected("wallet_balance_valid"):
+    with rejected("wallet_balance_held_valid"):
         set_balance(ledger.a.id, -1)
 
 
 def test_system_wallet_keeps_no_row_balance(ledger):
-    with rejected("wallet_balance_valid"):
+    with rejected("wallet_balance_held_valid"):
         set_balance(ledger.usd_system, 5)
 
 

@@ -15,7 +15,7 @@ def test_a_lost_connection_before_the_movement_is_retried_once(
 ):
     user = make_user()
     wallet = make_wallet(user, balance=1000)
-    original = services._lock_and_check
+    original = services._lock
     calls = {"n": 0}
 
     def flaky_lock(m):
@@ -24,7 +24,7 @@ def test_a_lost_connection_before_the_movement_is_retried_once(
             kill_current_backend()
         return original(m)
 
-    monkeypatch.setattr(services, "_lock_and_check", flaky_lock)
+    monkeypatch.setattr(services, "_lock", flaky_lock)
     response = api_client(user).post(
         f"/api/v1/wallets/{wallet.id}/withdrawals", {"amount": 300}, format="json", **idem()
     )

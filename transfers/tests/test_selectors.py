@@ -238,11 +238,14 @@ def test_with_ledger_balance_reads_any_number_of_wallets_in_one_query(
     }
 
 
-def test_transfer_get_selects_the_public_fields_in_the_models_order():
+def test_transfer_get_selects_the_public_fields_in_the_models_order_then_the_refunded_sum():
     from transfers.models import Transfer
     from transfers.selectors import TRANSFER_GET_SQL
 
     order = [field.attname for field in Transfer._meta.concrete_fields]
-    selected = TRANSFER_GET_SQL.split("SELECT ", 1)[1].split(" FROM", 1)[0].split(", ")
-    assert tuple(name.removeprefix("t.") for name in selected) == Transfer.PUBLIC_FIELDS
+    columns, refunded = TRANSFER_GET_SQL.split("SELECT ", 1)[1].split(", (SELECT ", 1)
+    assert tuple(name.removeprefix("t.") for name in columns.split(", ")) == Transfer.PUBLIC_FIELDS
+    assert refunded.startswith(
+        "coalesce(sum(r.amount), 0) FROM transfers_transfer r WHERE r.refund_of_id = t.id)"
+    )
     assert sorted(Transfer.PUBLIC_FIELDS, key=order.index) == list(Transfer.PUBLIC_FIELDS)

@@ -110,7 +110,7 @@ def test_prepare_builds_the_transfer_its_legs_the_audit_event_and_the_new_balanc
     assert {w.id: w.balance for w in prepared.changed_wallets} == {a.id: 700, b.id: 800}
     assert {w.updated_at for w in prepared.changed_wallets} == {built.created_at}
     assert (prepared.own_wallet.id, prepared.own_wallet.balance) == (a.id, 700)
-    event = prepared.audit
+    event = prepared.audits[0]
     assert event.pk is None
     assert (event.action, event.actor_id, event.target_type, event.target_id) == (
         AuditEvent.Action.TRANSFER,
@@ -153,7 +153,7 @@ def test_prepare_puts_the_system_wallet_on_the_other_side_and_never_locks_it(acc
     assert [w.id for w in prepared.changed_wallets] == [a.id]  # the system wallet's row is never updated
     (lock,) = locks(captured)
     assert str(accounts.usd_system) not in lock
-    assert prepared.audit.action == action
+    assert prepared.audits[0].action == action
     assert prepared.transfer.reference_wallet_id == a.id
 
 
@@ -339,7 +339,7 @@ def test_more_than_the_balance_is_insufficient_funds(accounts, build):
     with refused(InsufficientFunds) as error:
         movement_execute(build(accounts))
 
-    assert error.value.extra == {"wallet_id": str(accounts.eur.id)}
+    assert error.value.extra == {"wallet_id": str(accounts.eur.id), "available": 300}
     assert error.value.currency == "EUR"
     # The whole balance is fine.
     movement_execute(withdrawal(accounts.eur, 300))

@@ -9,6 +9,9 @@ WALLET_CURRENCIES = env_items("WALLET_CURRENCIES", default=["USD", "EUR", "GBP",
 MAX_MOVEMENT_AMOUNT = env.int("MAX_MOVEMENT_AMOUNT", default=10**15)
 # How long an idempotency record is kept (hours); never less than 24.
 IDEMPOTENCY_KEY_TTL_HOURS = max(24, env.int("IDEMPOTENCY_KEY_TTL_HOURS", default=24))
+# Holds: the lifetime of a hold created without one, and the longest allowed (seconds).
+HOLD_DEFAULT_SECONDS = env.int("HOLD_DEFAULT_SECONDS", default=7 * 24 * 3600)
+HOLD_MAX_SECONDS = env.int("HOLD_MAX_SECONDS", default=30 * 24 * 3600)
 # Deadlock or serialization failures are retried this many times before giving up.
 MONEY_TX_RETRIES = env.int("MONEY_TX_RETRIES", default=3)
 

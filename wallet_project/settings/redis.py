@@ -58,7 +58,13 @@ RECONCILE_FULL_INTERVAL_SECONDS = env.int("RECONCILE_FULL_INTERVAL_SECONDS", def
 RECONCILE_BATCH_SIZE = env.int("RECONCILE_BATCH_SIZE", default=500)
 IDEMPOTENCY_CLEANUP_INTERVAL_SECONDS = env.int("IDEMPOTENCY_CLEANUP_INTERVAL_SECONDS", default=3600)
 IDEMPOTENCY_CLEANUP_BATCH_SIZE = env.int("IDEMPOTENCY_CLEANUP_BATCH_SIZE", default=1000)
+HOLD_EXPIRY_INTERVAL_SECONDS = env.int("HOLD_EXPIRY_INTERVAL_SECONDS", default=60)
+HOLD_EXPIRY_BATCH_SIZE = env.int("HOLD_EXPIRY_BATCH_SIZE", default=200)
 CELERY_BEAT_SCHEDULE = {
+    "expire-holds": {
+        "task": "transfers.tasks.expire_holds",
+        "schedule": float(HOLD_EXPIRY_INTERVAL_SECONDS),
+    },
     "reconcile-changed-wallets": {
         "task": "transfers.tasks.reconcile_ledger",
         "schedule": float(RECONCILE_INTERVAL_SECONDS),

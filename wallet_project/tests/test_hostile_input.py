@@ -35,7 +35,8 @@ from audit.models import AuditEvent
 from conftest import PROBLEM, assert_problem
 from foundation.parsers import loads_strict
 from transfers import services as ledger
-from transfers.models import LedgerEntry, Transfer
+from transfers.holds import hold_create, hold_void
+from transfers.models import Hold, LedgerEntry, Transfer
 from users.login_guard import LoginGuard
 from wallets.models import Wallet
 
@@ -116,6 +117,12 @@ def test_the_sweep_sees_every_endpoint():
         "wallet-withdrawals",
         "transfer-list",
         "transfer-detail",
+        "transfer-refunds",
+        "wallet-holds",
+        "hold-list",
+        "hold-detail",
+        "hold-capture",
+        "hold-void",
         "schema",
         "docs",
         "healthz",
@@ -156,7 +163,10 @@ class World:
     wallet: Wallet  # active, with money
     other: Wallet  # active
     frozen: Wallet  # refuses movements (409), which is audited and stored
-    transfer: Transfer
+    transfer: Transfer  # wallet -> other
+    refused_refund: Transfer  # wallet -> frozen: its refund comes from a frozen wallet (409)
+    hold: Hold  # pending, on wallet
+    finished_hold: Hold  # voided: capturing or voiding it again is refused (409)
 
     def money(self) -> tuple:
         """Everything a refused request must leave as it was."""
@@ -173,11 +183,17 @@ def world(make_user, make_wallet) -> World:
     wallet = make_wallet(alice, balance=1_000)
     other = make_wallet(alice)
     frozen = make_wallet(alice, balance=500)
-    Wallet.objects.filter(pk=frozen.pk).update(status=Wallet.Status.FROZEN)
     transfer = ledger.transfer_create(
         source_wallet_id=wallet.id, destination_wallet_id=other.id, initiated_by_id=alice.id, amount=1
     )
-    return World(alice, wallet, other, frozen, transfer)
+    refused_refund = ledger.transfer_create(
+        source_wallet_id=wallet.id, destination_wallet_id=frozen.id, initiated_by_id=alice.id, amount=1
+    )
+    Wallet.objects.filter(pk=frozen.pk).update(status=Wallet.Status.FROZEN)
+    hold = hold_create(wallet_id=wallet.id, owner_id=alice.id, amount=10)
+    finished_hold = hold_create(wallet_id=wallet.id, owner_id=alice.id, amount=10)
+    hold_void(hold_id=finished_hold.id, owner_id=alice.id)
+    return World(alice, wallet, other, frozen, transfer, refused_refund, hold, finished_hold)
 
 
 def _unique() -> str:
@@ -209,12 +225,24 @@ def valid_body(world: World, name: str, *, refused: bool = False) -> dict[str, A
             "reference": _unique(),
             "description": "d",
         },
+        "transfer-refunds": lambda: {"amount": 1, "reason": "r", "reference": _unique()},
+        "wallet-holds": lambda: {
+            "amount": 1,
+            "expires_in_seconds": 60,
+            "reference": _unique(),
+            "description": "d",
+        },
+        "hold-capture": lambda: {"amount": 1, "description": "d"},
     }
     return bodies.get(name, dict)()
 
 
 def path_for(world: World, route: Route, *, refused: bool = False) -> str:
-    ids = {"transfer": world.transfer.id, "wallet": world.frozen.id if refused else world.wallet.id}
+    ids = {
+        "transfer": world.refused_refund.id if refused else world.transfer.id,
+        "wallet": world.frozen.id if refused else world.wallet.id,
+        "hold": world.finished_hold.id if refused else world.hold.id,
+    }
     kwargs = {group: str(ids.get(route.name.split("-")[0], uuid.uuid4())) for group in route.groups}
     return reverse(route.name, kwargs=kwargs)
 
@@ -320,7 +348,9 @@ def test_hostile_path_parameters(world, operations, sweep, route_name):
     def requests(route: Route, method: str, client: APIClient, label: str):
         real = path_for(world, route)
         for kind, value in URL_VALUES.items():
-            path = real.replace(str(world.wallet.id), value).replace(str(world.transfer.id), value)
+            path = real
+            for real_id in (world.wallet.id, world.transfer.id, world.hold.id):
+                path = path.replace(str(real_id), value)
             assert path != real
             yield f"path={kind}", send(client, method, path, valid_body(world, route.name))
 

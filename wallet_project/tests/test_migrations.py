@@ -71,6 +71,10 @@ def has_validated_constraint_on_existing_table(sql_statements: list[str], **kwar
         match = re.search(r'ALTER TABLE ("[^"]+"|\S+) ADD CONSTRAINT \S+ (CHECK|FOREIGN KEY)', statement)
         if match and "NOT VALID" not in statement and not _created_in(sql_statements, match.group(1)):
             return True
+        # A column added with its key inline (Django's AddField of a ForeignKey) is validated too.
+        match = re.search(r'ALTER TABLE ("[^"]+"|\S+) ADD COLUMN .* REFERENCES ', statement)
+        if match and not _created_in(sql_statements, match.group(1)):
+            return True
     return False
 
 
@@ -101,6 +105,18 @@ LINT_EXCEPTIONS: dict[tuple[str, str], tuple[frozenset[str], str]] = {
         "before any code used these tables, so the columns, indexes and constraints were added "
         "to empty tables nobody was reading or writing.",
     ),
+    ("wallets", "0003_holds_limits_review"): (
+        frozenset({"ALTER_COLUMN"}),
+        "kind and status widen from varchar(8) to varchar(12) / varchar(16). PostgreSQL only "
+        "updates the catalogue for a longer varchar (no rewrite, no scan), and the running code "
+        "writes values that fit both widths.",
+    ),
+    ("wallets", "0004_adjustment_wallet_unique"): (
+        frozenset({"ADD_UNIQUE"}),
+        "A partial unique index on currency for adjustment wallets, built CONCURRENTLY. The "
+        "adjustment kind is new in 0003, so no existing row can violate it, and the code "
+        "before this release never creates one.",
+    ),
     ("users", "0002_username_ci_unique"): (
         frozenset({"ADD_UNIQUE"}),
         "A unique index on lower(username), built CONCURRENTLY (no write lock) after the "
@@ -121,6 +137,18 @@ REVIEWED_RAW_OPERATIONS: dict[tuple[str, str], str] = {
         "CREATE OR REPLACE FUNCTION of the three ledger check functions (same checks, richer "
         "errors). Replacing a function locks no table; triggers pick the new body up at their "
         "next call. Reverse SQL restores the bodies 0003 created."
+    ),
+    ("transfers", "0007_holds_refunds"): (
+        "Adds transfers_transfer.refund_of_id (nullable, no default: catalogue only) and its "
+        "foreign key NOT VALID (no scan; SHARE ROW EXCLUSIVE on transfers_transfer for an "
+        "instant); replaces the two ledger check functions (no table lock) and creates the hold "
+        "functions and triggers (SHARE ROW EXCLUSIVE on transfers_hold and wallets_wallet for an "
+        "instant, no scan). Reverse SQL drops what it created and restores 0005's functions."
+    ),
+    ("transfers", "0009_validate_constraints"): (
+        "VALIDATE CONSTRAINT of refund_of's foreign key: a scan under SHARE UPDATE EXCLUSIVE "
+        "(reads and writes go on) and ROW SHARE on the referenced table. Its reverse is a no-op: "
+        "unvalidating is not a thing, and 0007's reverse drops the key."
     ),
     ("audit", "0002_append_only"): (
         "One CREATE TRIGGER on audit_auditevent: SHARE ROW EXCLUSIVE for an instant, no scan. "
@@ -208,14 +236,38 @@ def test_lint_exceptions_name_initial_migrations_or_concurrent_unique_indexes(li
         assert codes and len(reason) > 40
         if migrations[key].initial:
             continue  # new, empty tables: the reason only holds for the initial release
-        # Later on, the one waiver is ADD_UNIQUE for a unique index built CONCURRENTLY (the
-        # linter flags any new unique index; docs/migrations.md's recipe builds it this way).
-        assert codes == {"ADD_UNIQUE"}, f"{key}: only ADD_UNIQUE may be waived after the first release"
+        # Later on, two waivers: ADD_UNIQUE for a unique index built CONCURRENTLY (the linter
+        # flags any new unique index; docs/migrations.md's recipe builds it this way), and
+        # ALTER_COLUMN for a varchar made longer (a catalogue-only change in PostgreSQL).
+        assert codes <= {"ADD_UNIQUE", "ALTER_COLUMN"}, (
+            f"{key}: only ADD_UNIQUE and ALTER_COLUMN may be waived after the first release"
+        )
         statements = [s for s in linter.get_sql(*key) if not s.startswith("--")]
+        if "ALTER_COLUMN" in codes:
+            assert_only_varchars_widen(linter, key, statements)
+        if "ADD_UNIQUE" not in codes:
+            continue
         uniques = [s for s in statements if re.search(r"\bUNIQUE\b", s)]
         assert uniques, f"{key} is excused ADD_UNIQUE but adds no unique index"
         assert all(s.startswith("CREATE UNIQUE INDEX CONCURRENTLY ") for s in uniques), uniques
         assert not migrations[key].atomic
+
+
+def assert_only_varchars_widen(linter: MigrationLinter, key: tuple[str, str], statements: list[str]) -> None:
+    """Every ALTER COLUMN of the migration makes a varchar longer than it was before it."""
+    before = linter.migration_loader.project_state(key, at_end=False)
+    altered = [s for s in statements if " ALTER COLUMN " in s]
+    assert altered, f"{key} is excused ALTER_COLUMN but alters no column"
+    for statement in altered:
+        match = re.fullmatch(r'ALTER TABLE "(\w+)" ALTER COLUMN "(\w+)" TYPE varchar\((\d+)\);', statement)
+        assert match, f"{key}: not a varchar widening: {statement}"
+        table, column, length = match.group(1), match.group(2), int(match.group(3))
+        model = next(m for m in before.apps.get_models() if m._meta.db_table == table)
+        old = model._meta.get_field(column)
+        assert old.get_internal_type() == "CharField" and old.max_length < length, (
+            f"{key}: {table}.{column} was {old.get_internal_type()}({old.max_length}), "
+            f"not shorter than {length}"
+        )
 
 
 def test_raw_sql_and_python_operations_are_reviewed_and_reversible(linter):
@@ -253,6 +305,14 @@ def test_raw_sql_and_python_operations_are_reviewed_and_reversible(linter):
             False,
         ),
         (['ALTER TABLE "wallets_wallet" VALIDATE CONSTRAINT "c";'], False),
+        (
+            [
+                'ALTER TABLE "t" ADD COLUMN "w_id" uuid NULL CONSTRAINT "fk" '
+                'REFERENCES "wallets_wallet"("id") DEFERRABLE INITIALLY DEFERRED;'
+            ],
+            True,
+        ),
+        (['ALTER TABLE "t" ADD COLUMN "w_id" uuid NULL;'], False),
     ],
 )
 def test_project_check_flags_validated_constraints_on_existing_tables(statements, flagged):

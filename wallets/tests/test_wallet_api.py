@@ -13,7 +13,18 @@ from wallets.models import Wallet
 
 pytestmark = pytest.mark.django_db
 
-WALLET_FIELDS = {"id", "currency", "balance", "status", "name", "created_at", "updated_at"}
+WALLET_FIELDS = {
+    "id",
+    "currency",
+    "balance",
+    "held",
+    "available",
+    "status",
+    "name",
+    "limits",
+    "created_at",
+    "updated_at",
+}
 ENTRY_FIELDS = {
     "id",
     "type",
