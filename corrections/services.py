@@ -24,7 +24,6 @@ from django.utils import timezone
 from audit.models import AuditEvent
 from audit.services import audit_record
 from corrections.errors import (
-    CorrectionError,
     OperatorNotPermitted,
     ProposalNotFound,
     ProposalNotPending,
@@ -59,12 +58,38 @@ def adjustment_propose(
 ) -> AdjustmentProposal:
     """Propose crediting (`amount` > 0) or debiting (`amount` < 0) a user wallet, in minor units.
 
-    Moves no money: a different operator approves it (adjustment_approve). Refused: an
-    operator without `propose_adjustment`, a zero or out-of-range amount, a blank reason,
-    a wallet that is not a user wallet or is closed. Whether a debit is covered is
-    decided at approval, on the locked wallet. Transaction: its own (the proposal and
-    its audit event commit together).
+    Moves no money: a different operator approves it (adjustment_approve). Refused (see
+    adjustment_propose_check): an operator without `propose_adjustment`, a zero or
+    out-of-range amount, a blank reason, a wallet that is not a user wallet or is closed.
+    Whether a debit is covered is decided at approval, on the locked wallet.
+    Transaction: its own (the proposal and its audit event commit together).
     """
+    operator, wallet, reason = _checked_proposal(wallet_id, amount, reason, operator_id, audit=True)
+    with transaction.atomic():
+        proposal = AdjustmentProposal.objects.create(
+            wallet=wallet, amount=amount, currency=wallet.currency, reason=reason, proposed_by=operator
+        )
+        audit_record(
+            action=Action.ADJUSTMENT_PROPOSED,
+            actor_id=operator.id,
+            target_type=TARGET_TYPE,
+            target_id=proposal.id,
+            amount=amount,
+            currency=wallet.currency,
+            details={"wallet_id": str(wallet.id), "reason": reason},
+        )
+    return proposal
+
+
+def adjustment_propose_check(*, wallet_id: UUID | str, amount: int, reason: str, operator_id: int) -> None:
+    """Raise what adjustment_propose would refuse these with; write nothing (the admin's
+    add form shows the refusal on the form)."""
+    _checked_proposal(wallet_id, amount, reason, operator_id, audit=False)
+
+
+def _checked_proposal(
+    wallet_id: UUID | str, amount: int, reason: str, operator_id: int, *, audit: bool
+) -> tuple[User, Wallet, str]:
     errors: dict[str, list[str]] = {}
     if type(amount) is not int or amount == 0:
         errors["amount"] = ["A non-zero whole number of minor units (negative for a debit)."]
@@ -91,22 +116,17 @@ def adjustment_propose(
         if wallet.status == Wallet.Status.CLOSED:
             raise WalletNotActive("A closed wallet is not corrected.")
     except ServiceError as error:
-        _audit_refusal(Action.ADJUSTMENT_PROPOSED, operator.id, "", error, amount=amount)
+        if audit:
+            _audit_refusal(
+                Action.ADJUSTMENT_PROPOSED,
+                operator.id,
+                "",
+                error,
+                amount=amount,
+                details={"wallet_id": str(wallet_uuid)},
+            )
         raise
-    with transaction.atomic():
-        proposal = AdjustmentProposal.objects.create(
-            wallet=wallet, amount=amount, currency=wallet.currency, reason=reason, proposed_by=operator
-        )
-        audit_record(
-            action=Action.ADJUSTMENT_PROPOSED,
-            actor_id=operator.id,
-            target_type=TARGET_TYPE,
-            target_id=proposal.id,
-            amount=amount,
-            currency=wallet.currency,
-            details={"wallet_id": str(wallet.id), "reason": reason},
-        )
-    return proposal
+    return operator, wallet, reason
 
 
 def adjustment_approve(*, proposal_id: UUID | str, operator_id: int, note: str = "") -> AdjustmentProposal:
@@ -214,7 +234,9 @@ def _with_lock_retries(attempt):
             time.sleep(pause)
 
 
-def _audit_refusal(action: str, operator_id: int, target_id: object, error: ServiceError, **fields) -> None:
+def _audit_refusal(
+    action: str, operator_id: int, target_id: object, error: ServiceError, *, details=None, **fields
+) -> None:
     """A refused step, audited after its transaction rolled back (the refusal itself changed nothing)."""
     with transaction.atomic():
         audit_record(
@@ -223,7 +245,7 @@ def _audit_refusal(action: str, operator_id: int, target_id: object, error: Serv
             target_type=TARGET_TYPE,
             target_id=target_id,
             outcome=error.code,
-            details={"detail": error.detail},
+            details={**(details or {}), "detail": error.detail},
             **fields,
         )
 
