@@ -64,11 +64,6 @@ class ProposalForm(forms.ModelForm):
             raise forms.ValidationError(f"{error.detail} ({error.code})") from error
         return data
 
-    def validate_constraints(self, exclude=None) -> None:
-        # The proposal's constraints name fields the form has not set yet (the proposer,
-        # the decision); adjustment_propose_check above covers the maker's part of them.
-        return
-
 
 @admin.register(AdjustmentProposal)
 class AdjustmentProposalAdmin(admin.ModelAdmin):
