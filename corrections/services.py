@@ -12,13 +12,14 @@ refusal's code). The admin and the management commands call these and nothing el
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 import uuid
 from uuid import UUID
 
 from django.conf import settings
-from django.db import OperationalError, transaction
+from django.db import IntegrityError, OperationalError, transaction
 from django.utils import timezone
 
 from audit.models import AuditEvent
@@ -32,11 +33,14 @@ from corrections.errors import (
 from corrections.models import AdjustmentProposal
 from foundation.db import is_cancelled, is_lock_timeout
 from foundation.errors import ServiceError, ValidationFailed
-from transfers.errors import ServiceBusy, WalletNotActive
+from transfers.errors import LedgerInconsistent, ServiceBusy, WalletNotActive
+from transfers.ledger_errors import ledger_violation
 from transfers.services import MAX_WALLET_BALANCE, adjustment_post
 from users.models import User
 from wallets.errors import WalletNotFound
 from wallets.models import Wallet
+
+logger = logging.getLogger(__name__)
 
 PROPOSE_PERMISSION = "corrections.propose_adjustment"
 APPROVE_PERMISSION = "corrections.approve_adjustment"
@@ -163,7 +167,10 @@ def _decide(proposal_id: UUID | str, operator_id: int, decision: str, note: str)
             raise ProposalNotFound("No adjustment proposal with this id.")
         if not operator_may(operator=operator, permission=APPROVE_PERMISSION):
             raise OperatorNotPermitted("Deciding an adjustment needs the approve_adjustment permission.")
-        return _with_lock_retries(lambda: _decide_once(proposal_uuid, operator, decision, note, action))
+        try:
+            return _with_lock_retries(lambda: _decide_once(proposal_uuid, operator, decision, note, action))
+        except IntegrityError as exc:
+            raise _ledger_refusal(exc) from exc
     except ServiceError as error:
         _audit_refusal(action, operator.id, proposal_uuid or proposal_id, error)
         raise
@@ -232,6 +239,23 @@ def _with_lock_retries(attempt):
             if time.monotonic() + pause >= deadline:
                 raise ServiceBusy("The wallet or the proposal is busy; retry shortly.") from exc
             time.sleep(pause)
+
+
+def _ledger_refusal(exc: IntegrityError) -> LedgerInconsistent:
+    """The ledger's triggers refused the approval's commit: the wallet disagrees with its
+    ledger (docs/operations.md). Nothing was posted and the proposal is still pending."""
+    violation = ledger_violation(exc)
+    if violation is None:
+        raise exc  # not the ledger's refusal: a bug
+    logger.error(
+        "ledger invariant %s refused an adjustment at commit; wallet %s needs an operator "
+        "(docs/operations.md): %s",
+        violation.check,
+        violation.wallet_id or "unknown",
+        violation.message,
+        extra={"wallet_id": violation.wallet_id},
+    )
+    return LedgerInconsistent("The wallet disagrees with its ledger; nothing was posted. Repair it first.")
 
 
 def _audit_refusal(

@@ -1,19 +1,23 @@
 """Decisions under real concurrency: threads with their own PostgreSQL connections,
-really committing (`transaction=True`, so the ledger's deferred checks run too).
-The assertions are on the database's final state, never on timings."""
+really committing (`transaction=True`, so the ledger's deferred checks run too, which
+the last test relies on). The assertions are on the database's final state, never on
+timings."""
 
 from __future__ import annotations
 
 from collections import Counter
 
 import pytest
+from django.db import connection, transaction
 from django.db.models import Sum
 
+from audit.models import AuditEvent
 from corrections.errors import ProposalNotPending
 from corrections.models import AdjustmentProposal
 from corrections.services import adjustment_approve, adjustment_propose, adjustment_reject
 from foundation.errors import ServiceError
 from testing.threads import Threads, held_in_transaction, lock_waiters, run_concurrently, wait_until
+from transfers.errors import LedgerInconsistent
 from transfers.models import LedgerEntry, Transfer
 from wallets.models import Wallet
 
@@ -129,3 +133,25 @@ def test_two_debits_each_covered_alone_never_overdraw_the_wallet(wallet, maker, 
     statuses = Counter(AdjustmentProposal.objects.values_list("status", flat=True))
     assert statuses == Counter({Status.APPROVED: 1, Status.PROPOSED: 1})
     assert len(adjustments(wallet)) == 1
+
+
+def test_an_approval_on_a_wallet_that_disagrees_with_its_ledger_is_refused_and_stays_pending(
+    wallet, maker, checker
+):
+    proposal = adjustment_propose(wallet_id=wallet.id, amount=100, reason="Goodwill", operator_id=maker.id)
+    # A balance changed behind the triggers (docs/operations.md): the commit is refused.
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET session_replication_role = replica")
+        try:
+            cursor.execute("UPDATE wallets_wallet SET balance = 5000 WHERE id = %s", [wallet.id])
+        finally:
+            cursor.execute("SET session_replication_role = origin")
+
+    with pytest.raises(LedgerInconsistent):
+        adjustment_approve(proposal_id=proposal.id, operator_id=checker.id)
+
+    stored = AdjustmentProposal.objects.get(pk=proposal.pk)
+    assert (stored.status, stored.transfer_id) == (Status.PROPOSED, None)
+    assert adjustments(wallet) == []
+    refusal = AuditEvent.objects.get(action=AuditEvent.Action.ADJUSTMENT_APPROVED, target_id=str(proposal.id))
+    assert refusal.outcome == "ledger_inconsistent"
