@@ -49,8 +49,8 @@ from testing.scratch import (
 )
 from wallets.models import Wallet
 
-PROJECT_APPS = ("users", "wallets", "transfers", "audit")
-PROJECT_TABLE = re.compile(r"^(users|wallets|transfers|audit)_")
+PROJECT_APPS = ("users", "wallets", "transfers", "corrections", "audit")
+PROJECT_TABLE = re.compile(r"^(users|wallets|transfers|corrections|audit)_")
 
 
 # --- the lint rules -------------------------------------------------------------------
@@ -153,6 +153,17 @@ REVIEWED_RAW_OPERATIONS: dict[tuple[str, str], str] = {
     ("audit", "0002_append_only"): (
         "One CREATE TRIGGER on audit_auditevent: SHARE ROW EXCLUSIVE for an instant, no scan. "
         "Reverse SQL drops it."
+    ),
+    ("corrections", "0002_decisions_final"): (
+        "One plpgsql function and one CREATE TRIGGER on corrections_adjustmentproposal, a table "
+        "created in 0001 of the same release: SHARE ROW EXCLUSIVE for an instant, no scan. "
+        "Reverse SQL drops exactly what it created."
+    ),
+    ("corrections", "0003_operator_groups"): (
+        "RunPython that inserts two auth groups, the app's content type and its three "
+        "permissions if missing (get_or_create, as post_migrate would): a few rows in "
+        "auth_group, auth_permission and auth_group_permissions, no table locks beyond "
+        "ROW EXCLUSIVE. Its reverse deletes the two groups."
     ),
     ("users", "0002_username_ci_unique"): (
         "RunPython that only reads: it groups users_user by lower(username) (one scan, no "
@@ -353,7 +364,7 @@ def test_every_migration_reverses_to_zero_and_forward_to_the_same_schema(scratch
 
     # Dependants first: each step unapplies that app's migrations (and anything that
     # depends on them) one by one, running every reverse operation.
-    for app in ("audit", "transfers", "wallets", "users"):
+    for app in ("audit", "corrections", "transfers", "wallets", "users"):
         migrate(scratch.url, app, "zero")
     empty = schema(scratch)
 
