@@ -13,7 +13,8 @@ deposits, GET a wallet, GET a history page (20 entries), POST a hold (3 cents), 
 of part of it (2) to another wallet, and the refund of part of that transfer (1) by its
 recipient, between 16 wallets of 8 users.
 CPU is this process's (`time.process_time`); wall time also includes the PostgreSQL and
-Redis work the request waits for.
+Redis work the request waits for. SQL is the statements one more request sent through
+Django's cursor, untimed (BEGIN and COMMIT are not counted: Django sends them outside it).
 
 The floor, measured the same way in the same process: a minimal DRF APIView that parses the
 transfer's JSON body, validates it with a plain `Serializer` and answers 201, with no
@@ -202,13 +203,23 @@ def _tracing_state() -> str:
 
 
 def measure(label: str, request: Callable[[], None], count: int) -> dict[str, float]:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
     for _ in range(min(200, count)):  # warm caches, prepared statements, connections
+        request()
+    with CaptureQueriesContext(connection) as queries:  # one more, untimed: its SQL statements
         request()
     cpu, wall = time.process_time(), time.perf_counter()
     for _ in range(count):
         request()
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-    return {"endpoint": label, "cpu_ms": 1000 * cpu / count, "wall_ms": 1000 * wall / count}
+    return {
+        "endpoint": label,
+        "cpu_ms": 1000 * cpu / count,
+        "wall_ms": 1000 * wall / count,
+        "sql_statements": len(queries.captured_queries),
+    }
 
 
 def main() -> int:
@@ -329,10 +340,10 @@ def main() -> int:
                 row["ratio_to_floor"] = row["cpu_ms"] / floor_cpu
             tracing = _tracing_state()
             print(f"\n{args.requests} requests each, production settings, tracing {tracing}:")
-            print(f"{'endpoint':56} {'CPU ms':>8} {'wall ms':>8} {'x floor':>8}")
+            print(f"{'endpoint':56} {'CPU ms':>8} {'wall ms':>8} {'x floor':>8} {'SQL':>4}")
             for row in rows:
                 cpu, wall, times = row["cpu_ms"], row["wall_ms"], row["ratio_to_floor"]
-                print(f"{row['endpoint']:56} {cpu:8.3f} {wall:8.3f} {times:8.2f}")
+                print(f"{row['endpoint']:56} {cpu:8.3f} {wall:8.3f} {times:8.2f} {row['sql_statements']:>4}")
             if args.json:
                 args.json.write_text(json.dumps({"tracing": tracing, "rows": rows}, indent=2))
             if args.profile:
