@@ -13,8 +13,10 @@ deposits, GET a wallet, GET a history page (20 entries), POST a hold (3 cents), 
 of part of it (2) to another wallet, and the refund of part of that transfer (1) by its
 recipient, between 16 wallets of 8 users.
 CPU is this process's (`time.process_time`); wall time also includes the PostgreSQL and
-Redis work the request waits for. SQL is the statements one more request sent through
-Django's cursor, untimed (BEGIN and COMMIT are not counted: Django sends them outside it).
+Redis work the request waits for. The requests run in 10 batches; "best" is the cheapest
+batch's CPU per request, the figure least disturbed by other work on a shared machine.
+SQL is the statements one more request sent through Django's cursor, untimed (BEGIN and
+COMMIT are not counted: Django sends them outside it).
 
 The floor, measured the same way in the same process: a minimal DRF APIView that parses the
 transfer's JSON body, validates it with a plain `Serializer` and answers 201, with no
@@ -202,6 +204,9 @@ def _tracing_state() -> str:
     return "recording spans (exporter configured)" if recording() else "no exporter configured (no spans)"
 
 
+BATCHES = 10
+
+
 def measure(label: str, request: Callable[[], None], count: int) -> dict[str, float]:
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
@@ -210,14 +215,21 @@ def measure(label: str, request: Callable[[], None], count: int) -> dict[str, fl
         request()
     with CaptureQueriesContext(connection) as queries:  # one more, untimed: its SQL statements
         request()
-    cpu, wall = time.process_time(), time.perf_counter()
-    for _ in range(count):
-        request()
-    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    # In BATCHES: the cheapest batch is the figure least disturbed by other processes on a
+    # shared machine; the mean over all of them is kept too.
+    size = max(1, count // BATCHES)
+    batches, wall = [], time.perf_counter()
+    for _ in range(max(1, count // size)):
+        cpu = time.process_time()
+        for _ in range(size):
+            request()
+        batches.append(time.process_time() - cpu)
+    done, wall = size * len(batches), time.perf_counter() - wall
     return {
         "endpoint": label,
-        "cpu_ms": 1000 * cpu / count,
-        "wall_ms": 1000 * wall / count,
+        "cpu_ms": 1000 * sum(batches) / done,
+        "cpu_ms_best_batch": 1000 * min(batches) / size,
+        "wall_ms": 1000 * wall / done,
         "sql_statements": len(queries.captured_queries),
     }
 
@@ -335,15 +347,23 @@ def main() -> int:
                 ("POST /api/v1/transfers/{id}/refunds (part)", refund),
             ):
                 rows.append(measure(label, request, args.requests))
-            floor_cpu = rows[0]["cpu_ms"]
+            floor_cpu, floor_best = rows[0]["cpu_ms"], rows[0]["cpu_ms_best_batch"]
             for row in rows:
                 row["ratio_to_floor"] = row["cpu_ms"] / floor_cpu
+                row["best_ratio_to_floor"] = row["cpu_ms_best_batch"] / floor_best
             tracing = _tracing_state()
             print(f"\n{args.requests} requests each, production settings, tracing {tracing}:")
-            print(f"{'endpoint':56} {'CPU ms':>8} {'wall ms':>8} {'x floor':>8} {'SQL':>4}")
+            print(
+                f"{'endpoint':56} {'CPU ms':>8} {'wall ms':>8} {'x floor':>8}"
+                f" {'best':>7} {'x floor':>8} {'SQL':>4}"
+            )
             for row in rows:
                 cpu, wall, times = row["cpu_ms"], row["wall_ms"], row["ratio_to_floor"]
-                print(f"{row['endpoint']:56} {cpu:8.3f} {wall:8.3f} {times:8.2f} {row['sql_statements']:>4}")
+                best, best_times = row["cpu_ms_best_batch"], row["best_ratio_to_floor"]
+                print(
+                    f"{row['endpoint']:56} {cpu:8.3f} {wall:8.3f} {times:8.2f}"
+                    f" {best:7.3f} {best_times:8.2f} {row['sql_statements']:>4}"
+                )
             if args.json:
                 args.json.write_text(json.dumps({"tracing": tracing, "rows": rows}, indent=2))
             if args.profile:
