@@ -265,6 +265,7 @@ def mixed(server: Server, clients: int, duration: float, workdir: Path) -> dict:
         "p50_ms": lat["p50"],
         "p95_ms": lat["p95"],
         "p99_ms": lat["p99"],
+        "latency_ms_by_kind": figures["latency_ms_by_kind"],
         "outcomes": figures["outcomes"],
         "refusals": figures["refusals"],
         "statuses": figures["refusals"],
