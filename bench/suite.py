@@ -225,6 +225,56 @@ def bank(server: Server, mode: str, clients: int, duration: float, workdir: Path
     }
 
 
+def mixed(server: Server, clients: int, duration: float, workdir: Path) -> dict:
+    """bench/mixed.py: every kind of money operation at once, the books checked in the API, in
+    the database and by `manage.py reconcile` (run with the server's environment)."""
+    out = workdir / f"mixed-{clients}-{secrets.token_hex(3)}.json"
+    command = [
+        sys.executable,
+        str(REPO / "bench" / "mixed.py"),
+        "--base-url",
+        f"http://127.0.0.1:{server.port}",
+        "--database-url",
+        server.database_url,
+        "--clients",
+        str(clients),
+        "--users",
+        str(min(8, clients)),
+        "--duration",
+        str(duration),
+        "--json",
+        str(out),
+    ]
+    proc = subprocess.run(
+        command, cwd=REPO, env=server.env, capture_output=True, text=True, timeout=duration + 600, check=False
+    )
+    try:
+        figures = json.loads(out.read_text())
+    except (OSError, ValueError):
+        return {"scenario": "mixed", "error": (proc.stdout + proc.stderr)[-800:], "exit": proc.returncode}
+    lat = figures["latency_ms"]
+    if figures["money"] is None:
+        figures["money"] = {"ok": False}
+    return {
+        "scenario": "mixed",
+        "clients": clients,
+        "wallets": figures["wallets"],
+        "elapsed_s": figures["elapsed_s"],
+        "ops": figures["ops"],
+        "ops_per_s": figures["ops_per_s"],
+        "p50_ms": lat["p50"],
+        "p95_ms": lat["p95"],
+        "p99_ms": lat["p99"],
+        "latency_ms_by_kind": figures["latency_ms_by_kind"],
+        "outcomes": figures["outcomes"],
+        "refusals": figures["refusals"],
+        "statuses": figures["refusals"],
+        "server_errors": figures["server_errors"],
+        "money": figures["money"],
+        "exit": proc.returncode,
+    }
+
+
 def bank_args(server: Server, mode: str, clients: int, duration: float, out: Path) -> list[str]:
     return [
         "--base-url",
@@ -440,7 +490,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--only",
         default="",
-        help="a subset: inprocess,ceiling,uniform,hot,deposits,reads,stall,tracing,sweep,ledger",
+        help="a subset: inprocess,ceiling,uniform,hot,mixed,deposits,reads,stall,tracing,sweep,ledger",
     )
     parser.add_argument("--json", default=str(RESULTS / "latest.json"))
     parser.add_argument("--plot", default=str(RESULTS / "throughput.png"))
@@ -493,6 +543,9 @@ def main(argv: list[str] | None = None) -> int:
             if wanted(mode):
                 report["scenarios"][mode] = bank(server, mode, args.clients, args.duration, workdir)
                 show(report["scenarios"][mode])
+        if wanted("mixed"):
+            report["scenarios"]["mixed"] = mixed(server, args.clients // 2, args.duration, workdir)
+            show(report["scenarios"]["mixed"])
         if wanted("deposits"):
             try:
                 figures = scenarios.deposit_storm("127.0.0.1", server.port, args.clients, 64, args.duration)
