@@ -8,6 +8,8 @@ lapses without waiting and without touching its row behind the triggers' back.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from io import StringIO
 from types import SimpleNamespace
@@ -15,6 +17,7 @@ from types import SimpleNamespace
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.db import IntegrityError, connection, transaction
 from django.test import override_settings
 from django.utils import timezone
 from prometheus_client import REGISTRY
@@ -22,6 +25,7 @@ from prometheus_client import REGISTRY
 from audit.models import AuditEvent
 from conftest import assert_problem
 from transfers import holds as hold_services
+from transfers import services as ledger
 from transfers.errors import HoldNotPending, InsufficientFunds
 from transfers.models import Hold, IdempotencyRecord, LedgerEntry, Transfer
 from transfers.tests.movements import refused
@@ -752,3 +756,151 @@ def test_utc_expiry_is_rendered_with_an_offset(world):
     when = datetime.now(UTC) + timedelta(hours=5)
     body = create_hold(world.alice_api, world.a, 1, expires_at=when.isoformat()).json()
     assert parse(body["expires_at"]) == when
+
+
+# --- PostgreSQL enforces the holds' rules (raw SQL, real commits) --------------------------
+
+
+def sql(statement: str, params: list | tuple = ()) -> list[tuple] | None:
+    with connection.cursor() as cursor:
+        cursor.execute(statement, params)
+        return cursor.fetchall() if cursor.description else None
+
+
+def holds_snapshot() -> tuple:
+    return (
+        list(Wallet.objects.order_by("id").values_list("id", "balance", "held")),
+        list(Hold.objects.order_by("id").values_list("id", "status", "amount", "captured_amount")),
+        Transfer.objects.count(),
+    )
+
+
+@contextmanager
+def rejected(match: str) -> Iterator[None]:
+    """The block's raw writes, committed as one transaction, are refused for `match`; nothing changes."""
+    before = holds_snapshot()
+    with pytest.raises(IntegrityError, match=match), transaction.atomic():
+        yield
+    assert holds_snapshot() == before
+
+
+@pytest.fixture
+def held_wallet(make_user, make_wallet):
+    """A USD wallet with balance 1000 and one pending hold of 300 (made by the service)."""
+    owner = make_user()
+    wallet = make_wallet(owner, "USD", balance=1000)
+    hold = hold_services.hold_create(wallet_id=wallet.id, owner_id=owner.id, amount=300)
+    return SimpleNamespace(owner=owner, wallet=wallet, hold=hold)
+
+
+def insert_pending_hold(wallet: Wallet, amount: int) -> uuid.UUID:
+    hold_id = uuid.uuid4()
+    sql(
+        "INSERT INTO transfers_hold (id, wallet_id, amount, captured_amount, currency, status, expires_at,"
+        " reference, description, created_by_id, capture_transfer_id, created_at, finished_at)"
+        " VALUES (%s, %s, %s, 0, 'USD', 'pending', now() + interval '1 hour', NULL, '', %s, NULL, now(),"
+        " NULL)",
+        [hold_id, wallet.id, amount, wallet.owner_id],
+    )
+    return hold_id
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_raw_hold_that_updates_held_commits(held_wallet):
+    # Positive control for the raw writes below: a well-formed pending hold is accepted.
+    with transaction.atomic():
+        insert_pending_hold(held_wallet.wallet, 100)
+        sql("UPDATE wallets_wallet SET held = held + 100 WHERE id = %s", [held_wallet.wallet.id])
+    assert state(held_wallet.wallet) == (1000, 400)
+    assert pending_sum(held_wallet.wallet) == 400
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE wallets_wallet SET held = -1 WHERE id = %s",
+        "UPDATE wallets_wallet SET held = balance + 1 WHERE id = %s",
+    ],
+    ids=["negative", "above-balance"],
+)
+def test_held_stays_between_zero_and_the_balance(held_wallet, statement):
+    with rejected("wallet_balance_held_valid"):
+        sql(statement, [held_wallet.wallet.id])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_balance_cannot_drop_below_held(held_wallet):
+    # available >= 0: a withdrawal written by hand that spends held money is refused.
+    with rejected("wallet_balance_held_valid"):
+        sql("UPDATE wallets_wallet SET balance = 299 WHERE id = %s", [held_wallet.wallet.id])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_held_must_be_the_sum_of_pending_holds(held_wallet):
+    with rejected("holds 301 but its pending holds add up to 300"):
+        sql("UPDATE wallets_wallet SET held = 301 WHERE id = %s", [held_wallet.wallet.id])
+    with rejected("holds 300 but its pending holds add up to 400"):
+        insert_pending_hold(held_wallet.wallet, 100)
+    with rejected("holds 300 but its pending holds add up to 0"):
+        sql(
+            "UPDATE transfers_hold SET status = 'voided', finished_at = now() WHERE id = %s",
+            [held_wallet.hold.id],
+        )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_capture_cannot_record_more_than_the_hold(held_wallet):
+    transfer = hold_services.hold_capture(
+        hold_id=held_wallet.hold.id, owner_id=held_wallet.owner.id, amount=100
+    )
+    second = hold_services.hold_create(
+        wallet_id=held_wallet.wallet.id, owner_id=held_wallet.owner.id, amount=50
+    )
+    assert transfer.capture_transfer_id is not None
+
+    with rejected("hold_status_fields_valid"):
+        sql(
+            "UPDATE transfers_hold SET status = 'captured', captured_amount = 51, capture_transfer_id = %s,"
+            " finished_at = now() WHERE id = %s",
+            [uuid.uuid4(), second.id],
+        )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_captured_hold_must_match_its_transfer(held_wallet):
+    # The hold says it captured 300 through a deposit into another wallet: refused at commit.
+    deposit = ledger.deposit_create(wallet_id=held_wallet.wallet.id, owner_id=held_wallet.owner.id, amount=5)
+    with rejected("does not move that out of its wallet"):
+        sql(
+            "UPDATE transfers_hold SET status = 'captured', captured_amount = 300, capture_transfer_id = %s,"
+            " finished_at = now() WHERE id = %s",
+            [deposit.id, held_wallet.hold.id],
+        )
+        sql("UPDATE wallets_wallet SET held = 0 WHERE id = %s", [held_wallet.wallet.id])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_hold_changes_once_and_only_in_what_its_end_records(held_wallet):
+    with rejected("only its status and what capturing it records may change"):
+        sql("UPDATE transfers_hold SET amount = 1 WHERE id = %s", [held_wallet.hold.id])
+        sql("UPDATE wallets_wallet SET held = 1 WHERE id = %s", [held_wallet.wallet.id])
+    with rejected("holds are never deleted"):
+        sql("DELETE FROM transfers_hold WHERE id = %s", [held_wallet.hold.id])
+
+    hold_services.hold_void(hold_id=held_wallet.hold.id, owner_id=held_wallet.owner.id)
+    with rejected("it changes no more"):
+        sql("UPDATE transfers_hold SET status = 'expired' WHERE id = %s", [held_wallet.hold.id])
+    with rejected("it changes no more"):
+        sql(
+            "UPDATE transfers_hold SET status = 'pending', finished_at = NULL WHERE id = %s",
+            [held_wallet.hold.id],
+        )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_hold_must_be_on_a_user_wallet_of_its_currency(held_wallet, make_wallet):
+    eur = make_wallet(held_wallet.owner, "EUR", balance=500)
+    with rejected("must be on a user wallet of its currency"):
+        insert_pending_hold(eur, 100)  # a USD hold on a EUR wallet
+        sql("UPDATE wallets_wallet SET held = 100 WHERE id = %s", [eur.id])
