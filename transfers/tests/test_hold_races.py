@@ -20,7 +20,7 @@ from django.db.models import Sum
 from rest_framework.test import APIClient
 
 from conftest import client_for
-from testing.threads import run_concurrently
+from testing.threads import held_in_transaction, run_concurrently
 from transfers import holds as hold_services
 from transfers import services as ledger
 from transfers.models import Hold, LedgerEntry, Transfer
@@ -223,4 +223,64 @@ def test_concurrent_transfers_never_exceed_the_daily_limit(make_user, make_walle
     assert outcomes(replies) == {201: 10, "limit_exceeded": 20}
     a.refresh_from_db()
     assert (a.balance, a.outgoing_today) == (9_000, 1_000)
+    assert_wallets_whole()
+
+
+def test_one_hold_reference_succeeds_once_across_different_keys(make_user, make_wallet):
+    owner = make_user()
+    wallet = make_wallet(owner, balance=1_000)
+    path = f"/api/v1/wallets/{wallet.id}/holds"
+    body = {"amount": 10, "reference": "order-42"}
+
+    replies = run_concurrently([partial(post, client_of(owner), path, body) for _ in range(12)])
+
+    assert outcomes(replies) == {201: 1, "duplicate_reference": 11}
+    hold = Hold.objects.get(wallet=wallet)
+    assert {body["original_hold_id"] for status, body in replies if status != 201} == {str(hold.id)}
+    wallet.refresh_from_db()
+    assert wallet.held == 10
+    assert_wallets_whole()
+
+
+def test_one_capture_key_captures_once(make_user, make_wallet):
+    owner = make_user()
+    wallet = make_wallet(owner, balance=1_000)
+    hold = hold_services.hold_create(wallet_id=wallet.id, owner_id=owner.id, amount=400)
+    key = str(uuid.uuid4())
+
+    def capture() -> tuple[int, bytes, str | None]:
+        response = client_of(owner).post(
+            f"/api/v1/holds/{hold.id}/capture", {"amount": 100}, format="json", HTTP_IDEMPOTENCY_KEY=key
+        )
+        return response.status_code, response.content, response.headers.get("Idempotent-Replayed")
+
+    replies = run_concurrently([capture for _ in range(10)])
+
+    assert {status for status, _, _ in replies} <= {200, 409}
+    originals = [r for r in replies if r[0] == 200 and r[2] is None]
+    assert len(originals) == 1
+    assert {r[1] for r in replies if r[0] == 200} == {originals[0][1]}
+    wallet.refresh_from_db()
+    assert (wallet.balance, wallet.held) == (900, 0)
+    assert Transfer.objects.filter(kind="withdrawal", source_wallet=wallet).count() == 1
+    assert_wallets_whole()
+
+
+def test_expiry_skips_a_wallet_that_stays_locked_and_takes_it_next_time(make_user, make_wallet, settings):
+    owner, other = make_user(), make_user()
+    stuck, free = make_wallet(owner, balance=1_000), make_wallet(other, balance=1_000)
+    on_stuck = hold_services.hold_create(wallet_id=stuck.id, owner_id=owner.id, amount=100)
+    on_free = hold_services.hold_create(wallet_id=free.id, owner_id=other.id, amount=100)
+    lapsed = max(on_stuck.expires_at, on_free.expires_at) + timedelta(seconds=1)
+    settings.DB_LOCK_TIMEOUT_MS = 200
+
+    with held_in_transaction(lambda: Wallet.objects.select_for_update(no_key=True).get(pk=stuck.pk)):
+        assert hold_services.holds_expire(now=lapsed, batch_size=1) == 1
+
+    on_stuck.refresh_from_db()
+    on_free.refresh_from_db()
+    assert (on_stuck.status, on_free.status) == ("pending", "expired")
+    assert hold_services.holds_expire(now=lapsed) == 1
+    on_stuck.refresh_from_db()
+    assert on_stuck.status == "expired"
     assert_wallets_whole()
