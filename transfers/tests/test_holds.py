@@ -904,3 +904,25 @@ def test_a_hold_must_be_on_a_user_wallet_of_its_currency(held_wallet, make_walle
     with rejected("must be on a user wallet of its currency"):
         insert_pending_hold(eur, 100)  # a USD hold on a EUR wallet
         sql("UPDATE wallets_wallet SET held = 100 WHERE id = %s", [eur.id])
+
+
+def test_a_wallet_under_review_cannot_capture_or_hold_but_can_void(world):
+    hold = create_hold(world.alice_api, world.a, 300).json()
+    Wallet.objects.filter(pk=world.a.pk).update(status="under_review")
+
+    assert_problem(capture(world.alice_api, hold["id"]), 409, "wallet_under_review")
+    assert_problem(create_hold(world.alice_api, world.a, 10), 409, "wallet_under_review")
+    assert void(world.alice_api, hold["id"]).status_code == 200
+    assert state(world.a) == (1000, 0)
+
+
+def test_a_capture_to_a_frozen_wallet_is_refused(world):
+    hold = create_hold(world.alice_api, world.a, 300).json()
+    Wallet.objects.filter(pk=world.b.pk).update(status="frozen")
+
+    body = assert_problem(
+        capture(world.alice_api, hold["id"], destination_wallet_id=str(world.b.id)), 409, "wallet_not_active"
+    )
+
+    assert body["wallet_id"] == str(world.b.id)
+    assert Hold.objects.get(pk=hold["id"]).status == "pending"

@@ -244,3 +244,15 @@ def test_limits_in_the_services(world):
     with refused(LimitExceeded):
         hold_services.hold_create(wallet_id=world.a.id, owner_id=world.alice.id, amount=101)
     ledger.withdrawal_create(wallet_id=world.a.id, owner_id=world.alice.id, amount=100)
+
+
+def test_a_capture_is_held_to_a_per_movement_limit_set_after_the_hold(world):
+    held = hold(world, 600).json()
+    limit(world.a, per_movement=400)
+
+    body = assert_problem(capture(world, held["id"]), 422, "limit_exceeded")
+
+    assert (body["limit"], body["max"], body["remaining"]) == ("per_movement", 400, 400)
+    assert capture(world, held["id"], amount=400).status_code == 200
+    world.a.refresh_from_db()
+    assert (world.a.balance, world.a.held) == (9_600, 0)

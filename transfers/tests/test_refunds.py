@@ -293,3 +293,20 @@ def test_postgresql_refuses_a_refund_that_does_not_go_back(world):
     with pytest.raises(IntegrityError, match="does not return transfer"), transaction.atomic():
         raw_refund(world.paid, 10, backwards=False)
     assert (balance(world.a), balance(world.b)) == (600, 401)
+
+
+def test_refunds_show_in_both_wallets_histories_and_in_the_transfer_list(world):
+    made = refund(world.bob_api, world.paid.id, amount=120).json()
+
+    bob_history = world.bob_api.get(f"/api/v1/wallets/{world.b.id}/transactions?type=refund_out").json()
+    assert [(e["transfer_id"], e["amount"], e["balance_after"]) for e in bob_history["results"]] == [
+        (made["id"], -120, 280)
+    ]
+    alice_history = world.alice_api.get(f"/api/v1/wallets/{world.a.id}/transactions?type=refund_in").json()
+    assert [(e["transfer_id"], e["amount"], e["balance_after"]) for e in alice_history["results"]] == [
+        (made["id"], 120, 720)
+    ]
+    listed = world.alice_api.get(f"/api/v1/transfers?wallet={world.a.id}").json()["results"]
+    by_id = {t["id"]: t for t in listed}
+    assert by_id[str(world.paid.id)]["refunded_amount"] == 120
+    assert (by_id[made["id"]]["kind"], by_id[made["id"]]["refund_of"]) == ("refund", str(world.paid.id))
