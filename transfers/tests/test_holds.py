@@ -926,3 +926,18 @@ def test_a_capture_to_a_frozen_wallet_is_refused(world):
 
     assert body["wallet_id"] == str(world.b.id)
     assert Hold.objects.get(pk=hold["id"]).status == "pending"
+
+
+def test_the_same_void_key_replays_the_void(world):
+    hold = create_hold(world.alice_api, world.a, 300).json()
+
+    first = void(world.alice_api, hold["id"], "void-1")
+    again = void(world.alice_api, hold["id"], "void-1")
+    elsewhere = void(world.alice_api, create_hold(world.alice_api, world.a, 5).json()["id"], "void-1")
+
+    assert (first.status_code, again.status_code) == (200, 200)
+    assert again["Idempotent-Replayed"] == "true"
+    assert again.content == first.content
+    assert_problem(elsewhere, 422, "idempotency_key_reused")  # the same key for another hold's void
+    assert AuditEvent.objects.filter(action="money.hold_voided").count() == 1
+    assert state(world.a) == (1000, 5)
