@@ -398,14 +398,17 @@ def wallet_check_status(wallet: Wallet, role: str, *, by_operator: bool = False)
 def wallet_check_limits(wallet: Wallet, amount: int, day: date) -> None:
     """Refuse `amount` leaving the wallet if it breaks a limit: the single-movement maximum,
     or the UTC day's total (what already left on `day` plus this)."""
+    remaining = wallet.remaining_on(day)
     if wallet.max_outgoing_amount is not None and amount > wallet.max_outgoing_amount:
         raise LimitExceeded(
             "The amount is more than this wallet may send in one movement.",
             limit="per_movement",
             max=wallet.max_outgoing_amount,
-            remaining=min(wallet.max_outgoing_amount, wallet.remaining_on(day) or wallet.max_outgoing_amount),
+            # What one movement may take now: nothing once the day is spent (0, not "no limit").
+            remaining=wallet.max_outgoing_amount
+            if remaining is None
+            else min(wallet.max_outgoing_amount, remaining),
         )
-    remaining = wallet.remaining_on(day)
     if remaining is not None and amount > remaining:
         raise LimitExceeded(
             "The amount is more than this wallet may still send today (UTC).",

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import timedelta
+from types import SimpleNamespace
 
 import pytest
 from celery import Task
@@ -22,9 +23,10 @@ from celery.result import AsyncResult, EagerResult
 from django.db import connection, transaction
 from django.utils import timezone
 
+from transfers import holds as hold_services
 from transfers import services as ledger
-from transfers.models import Discrepancy, IdempotencyRecord, ReconciliationRun
-from transfers.tasks import cleanup_idempotency_records, reconcile_ledger
+from transfers.models import Discrepancy, Hold, IdempotencyRecord, ReconciliationRun
+from transfers.tasks import cleanup_idempotency_records, expire_holds, reconcile_ledger
 from wallet_project.tests.celery_worker import celery_worker as start_worker
 
 RESULT_TIMEOUT = 30  # bounds a dead worker or broker: a failure instead of a hang
@@ -118,3 +120,32 @@ def test_cleanup_task_round_trips(celery_worker, make_user):
     # Repeating it is harmless.
     assert through_the_worker(cleanup_idempotency_records, celery_worker) == 0
     assert IdempotencyRecord.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_expire_holds_task_releases_a_lapsed_hold(celery_worker, make_user, make_wallet, monkeypatch):
+    owner = make_user()
+    wallet = make_wallet(owner, "USD", balance=1_000)
+    lasting = hold_services.hold_create(wallet_id=wallet.id, owner_id=owner.id, amount=100)
+    # A hold made two hours ago for one hour: the money path's clock is set back while it
+    # is created, so it has really lapsed for the worker, which reads the real time.
+    two_hours_ago = timezone.now() - timedelta(hours=2)
+    with monkeypatch.context() as patch:
+        patch.setattr("transfers.holds.timezone", SimpleNamespace(now=lambda: two_hours_ago))
+        lapsed = hold_services.hold_create(
+            wallet_id=wallet.id, owner_id=owner.id, amount=300, expires_at=two_hours_ago + timedelta(hours=1)
+        )
+    wallet.refresh_from_db()
+    assert (wallet.balance, wallet.held) == (1_000, 400)
+
+    assert through_the_worker(expire_holds, celery_worker) == 1
+
+    lapsed.refresh_from_db()
+    lasting.refresh_from_db()
+    assert (lapsed.status, lasting.status) == ("expired", "pending")
+    assert lapsed.finished_at is not None
+    wallet.refresh_from_db()
+    assert (wallet.balance, wallet.held) == (1_000, 100)
+    # Repeating it is harmless.
+    assert through_the_worker(expire_holds, celery_worker) == 0
+    assert Hold.objects.filter(status="expired").count() == 1

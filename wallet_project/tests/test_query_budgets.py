@@ -10,6 +10,7 @@ import json
 import pytest
 
 from conftest import idem
+from users.models import User
 
 pytestmark = pytest.mark.django_db
 
@@ -112,6 +113,96 @@ def test_an_authenticated_request_costs_one_redis_round_trip(warm, redis_round_t
     data = json.dumps(body) if body is not None else ""
 
     response = warm["client"].generic(method, url, data=data, content_type="application/json", **idem())
+
+    assert response.status_code < 300, response.content
+    assert len(redis_round_trips) == 1, redis_round_trips
+
+
+@pytest.fixture
+def warm_holds(warm, make_user, api_client):
+    """`warm`, plus a pending hold on alice's wallet and bob's client (bob received the transfer)."""
+    client, wallet = warm["client"], warm["wallet"]
+    hold = client.post(f"/api/v1/wallets/{wallet.id}/holds", {"amount": 50}, format="json", **idem()).json()
+    client.get(f"/api/v1/holds/{hold['id']}")
+    bob = User.objects.get(wallets__id=warm["transfer"]["destination_wallet_id"])
+    bob_client = api_client(bob)
+    bob_client.get("/api/v1/auth/me")
+    return {**warm, "hold": hold, "bob_client": bob_client}
+
+
+# (who, method, path template, body, budget, what the queries are)
+HOLD_BUDGETS = [
+    (
+        "alice",
+        "POST",
+        "/api/v1/wallets/{wallet}/holds",
+        {"amount": 5},
+        4,
+        "savepoint, lock (resolves the wallet), one write (hold, audit, held, idempotency), release",
+    ),
+    (
+        "alice",
+        "POST",
+        "/api/v1/holds/{hold}/capture",
+        {"amount": 5},
+        6,
+        "the hold's wallet; savepoint, lock the wallet, lock the hold, one write statement, release",
+    ),
+    (
+        "alice",
+        "POST",
+        "/api/v1/holds/{hold}/void",
+        {},
+        6,
+        "the hold's wallet; savepoint, lock the wallet, lock the hold, one write statement, release",
+    ),
+    ("alice", "GET", "/api/v1/holds", None, 1, "one page of the caller's holds"),
+    ("alice", "GET", "/api/v1/holds/{hold}", None, 1, "the hold, if its wallet is the caller's"),
+    (
+        "bob",
+        "POST",
+        "/api/v1/transfers/{transfer}/refunds",
+        {"amount": 1},
+        7,
+        "the original and its refunded sum, its destination's owner; savepoint, lock both wallets, "
+        "the refunded sum under the lock, one write statement, release",
+    ),
+    ("bob", "GET", "/api/v1/transfers/{transfer}/refunds", None, 2, "the original (a party?); the refunds"),
+]
+
+
+@pytest.mark.parametrize(
+    ("who", "method", "path", "body", "budget", "why"),
+    HOLD_BUDGETS,
+    ids=[f"{b[1]} {b[2]}" for b in HOLD_BUDGETS],
+)
+def test_holds_and_refunds_stay_within_their_query_budget(
+    warm_holds, django_assert_max_num_queries, who, method, path, body, budget, why
+):
+    client = warm_holds["client"] if who == "alice" else warm_holds["bob_client"]
+    url = path.format(
+        wallet=warm_holds["wallet"].id, transfer=warm_holds["transfer"]["id"], hold=warm_holds["hold"]["id"]
+    )
+    data = json.dumps(body) if body is not None else ""
+    with django_assert_max_num_queries(budget):
+        response = client.generic(method, url, data=data, content_type="application/json", **idem())
+    assert response.status_code < 300, response.content
+
+
+@pytest.mark.parametrize(
+    ("who", "method", "path", "body"),
+    [b[:4] for b in HOLD_BUDGETS],
+    ids=[f"{b[1]} {b[2]}" for b in HOLD_BUDGETS],
+)
+def test_holds_and_refunds_cost_one_redis_round_trip(warm_holds, redis_round_trips, who, method, path, body):
+    client = warm_holds["client"] if who == "alice" else warm_holds["bob_client"]
+    url = path.format(
+        wallet=warm_holds["wallet"].id, transfer=warm_holds["transfer"]["id"], hold=warm_holds["hold"]["id"]
+    )
+    data = json.dumps(body) if body is not None else ""
+    redis_round_trips.clear()
+
+    response = client.generic(method, url, data=data, content_type="application/json", **idem())
 
     assert response.status_code < 300, response.content
     assert len(redis_round_trips) == 1, redis_round_trips
