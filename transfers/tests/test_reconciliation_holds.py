@@ -7,11 +7,13 @@ constraints still apply, so `held` stays within the balance.
 
 from __future__ import annotations
 
+from io import StringIO
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 from django.conf import settings
+from django.core.management import call_command
 from django.db import IntegrityError, connection, transaction
 
 from audit.models import AuditEvent
@@ -297,3 +299,17 @@ def test_an_incremental_run_checks_an_old_original_through_its_new_refund(books)
     assert second.scope == ReconciliationRun.Scope.SINCE
     assert second.transfers_checked == 1  # only the new refund; its old original is looked up
     assert found(second) == {(Kind.REFUNDS_EXCEED_ORIGINAL, None, books.paid.id, "USD", 400, 450)}
+
+
+def test_the_command_names_the_wallets_under_review(books):
+    set_held(books.a, 500)
+    out = StringIO()
+
+    with pytest.raises(SystemExit) as exit_:
+        call_command("reconcile", stdout=out)
+
+    assert exit_.value.code == 1
+    printed = out.getvalue()
+    assert f"held_mismatch: {books.a.id} expected 300 actual 500" in printed
+    assert f"wallet {books.a.id} is under review" in printed
+    assert str(books.b.id) not in printed
