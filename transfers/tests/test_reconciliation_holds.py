@@ -157,6 +157,30 @@ def test_under_review_the_money_api_refuses_the_wallet_on_either_side(books):
     for response in (out, into, deposit):
         assert_problem(response, 409, "wallet_under_review")
     assert Wallet.objects.get(pk=books.a.id).balance == books.a.balance  # nothing moved
+    # A final answer: stored under its key and replayed (after the release: a new key).
+    key = {"HTTP_IDEMPOTENCY_KEY": "under-review"}
+    path = f"/api/v1/wallets/{books.a.id}/withdrawals"
+    first = books.as_alice.post(path, {"amount": 10}, format="json", **key)
+    again = books.as_alice.post(path, {"amount": 10}, format="json", **key)
+    assert_problem(first, 409, "wallet_under_review")
+    assert (again.status_code, again["Idempotent-Replayed"]) == (409, "true")
+
+
+def test_an_adjustment_posts_on_a_wallet_under_review_once_its_figures_are_resynced(books):
+    set_held(books.a, 500)
+    reconciliation_run()
+    run_resync_held(books.a, books.operator.id, "INC-8")
+
+    ledger.adjustment_post(wallet_id=books.a.id, amount=-40, operator_id=books.operator.id, reason="INC-8")
+
+    stored = Wallet.objects.get(pk=books.a.id)
+    assert (stored.status, stored.balance, stored.held) == (
+        Wallet.Status.UNDER_REVIEW,
+        books.a.balance - 40,
+        300,
+    )
+    assert reconciliation_run(wallet_id=books.a.id).status == CLEAN
+    assert wallet_release(wallet_id=books.a.id, actor_id=books.operator.id).status == Wallet.Status.ACTIVE
 
 
 def run_resync_held(wallet: Wallet, operator_id: int, reason: str) -> list[tuple]:
