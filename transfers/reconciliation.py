@@ -125,26 +125,23 @@ HAVING COUNT(e.id) <> 2 OR COALESCE(SUM(e.amount), 0) <> 0
 # refunds (not only the batch's): those that returned more than the original moved, or
 # that do not go back the way it came (from its destination to its source, in its currency).
 _REFUND_SQL = """
-SELECT o.id, o.currency, o.kind, o.amount, SUM(r.amount), COUNT(r.id),
-       COUNT(r.id) FILTER (WHERE o.kind <> 'transfer'
-                              OR r.source_wallet_id <> o.destination_wallet_id
-                              OR r.destination_wallet_id <> o.source_wallet_id
-                              OR r.currency <> o.currency),
-       (ARRAY_AGG(r.id ORDER BY r.created_at, r.id)
-            FILTER (WHERE o.kind <> 'transfer'
-                       OR r.source_wallet_id <> o.destination_wallet_id
-                       OR r.destination_wallet_id <> o.source_wallet_id
-                       OR r.currency <> o.currency))[1]
-  FROM transfers_transfer o
-  JOIN transfers_transfer r ON r.refund_of_id = o.id
- WHERE o.id IN (SELECT b.refund_of_id FROM transfers_transfer b
-                 WHERE b.id IN ({ids}) AND b.refund_of_id IS NOT NULL)
- GROUP BY o.id, o.currency, o.kind, o.amount
-HAVING SUM(r.amount) > o.amount
-    OR COUNT(r.id) FILTER (WHERE o.kind <> 'transfer'
-                              OR r.source_wallet_id <> o.destination_wallet_id
-                              OR r.destination_wallet_id <> o.source_wallet_id
-                              OR r.currency <> o.currency) > 0
+SELECT x.original_id, x.currency, x.kind, x.amount, SUM(x.refunded), COUNT(*),
+       COUNT(*) FILTER (WHERE x.misdirected),
+       (ARRAY_AGG(x.refund_id ORDER BY x.created_at, x.refund_id) FILTER (WHERE x.misdirected))[1]
+  FROM (
+        SELECT o.id AS original_id, o.currency, o.kind, o.amount,
+               r.id AS refund_id, r.amount AS refunded, r.created_at,
+               o.kind <> 'transfer'
+               OR r.source_wallet_id <> o.destination_wallet_id
+               OR r.destination_wallet_id <> o.source_wallet_id
+               OR r.currency <> o.currency AS misdirected
+          FROM transfers_transfer o
+          JOIN transfers_transfer r ON r.refund_of_id = o.id
+         WHERE o.id IN (SELECT b.refund_of_id FROM transfers_transfer b
+                         WHERE b.id IN ({ids}) AND b.refund_of_id IS NOT NULL)
+       ) x
+ GROUP BY x.original_id, x.currency, x.kind, x.amount
+HAVING SUM(x.refunded) > x.amount OR BOOL_OR(x.misdirected)
 """
 
 _CURRENCY_SQL = """
