@@ -6,7 +6,7 @@ from django.utils.html import format_html
 
 from foundation.admin import ReadOnlyAdmin, short_id
 from foundation.currencies import format_major
-from transfers.models import Discrepancy, IdempotencyRecord, LedgerEntry, ReconciliationRun, Transfer
+from transfers.models import Discrepancy, Hold, IdempotencyRecord, LedgerEntry, ReconciliationRun, Transfer
 from transfers.selectors import with_ledger_balance
 from wallets.admin import WalletAdmin
 from wallets.models import Wallet
@@ -17,8 +17,8 @@ class LedgerWalletAdmin(WalletAdmin):
     """The wallet admin (wallets.admin) with what the ledger knows: a system wallet's balance
     is the sum of its entries (it keeps no row balance), and reconciliation's findings."""
 
-    readonly_fields = [*WalletAdmin.readonly_fields, "discrepancies"]
-    fields = [*WalletAdmin.fields, "discrepancies"]
+    readonly_fields = [*WalletAdmin.readonly_fields, "discrepancies", "pending_holds"]
+    fields = [*WalletAdmin.fields, "discrepancies", "pending_holds"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Wallet]:
         # The sum of a system wallet's entries, in the same query (only system rows compute it).
@@ -32,6 +32,15 @@ class LedgerWalletAdmin(WalletAdmin):
     def discrepancies(self, wallet: Wallet) -> str:
         url = reverse("admin:transfers_discrepancy_changelist")
         return format_html('<a href="{}?q={}">Reconciliation findings for this wallet</a>', url, wallet.id)
+
+    @admin.display(description="Holds")
+    def pending_holds(self, wallet: Wallet) -> str:
+        url = reverse("admin:transfers_hold_changelist")
+        return format_html(
+            '<a href="{}?q={}&amp;status__exact=pending">Pending holds of this wallet</a> (sum: held)',
+            url,
+            wallet.id,
+        )
 
 
 class LedgerEntryInline(admin.TabularInline):
@@ -116,6 +125,39 @@ class LedgerEntryAdmin(ReadOnlyAdmin):
         if entry.balance_after is None:  # system wallets keep no running balance
             return "-"
         return format_major(entry.balance_after, entry.wallet.currency)
+
+
+@admin.register(Hold)
+class HoldAdmin(ReadOnlyAdmin):
+    """Holds are changed by their owners through the API (capture, void) and by expiry; here
+    operators look: a wallet's `held` is the sum of its pending holds."""
+
+    list_display = ["hold", "on_wallet", "status", "shown_amount", "shown_captured", "expires_at",
+                    "created_at"]  # fmt: skip
+    list_filter = ["status", "currency"]
+    search_fields = ["=id", "=wallet__id", "=reference", "=capture_transfer__id"]
+    date_hierarchy = "created_at"
+    show_full_result_count = False
+    fields = ["id", "wallet", "status", "amount", "captured_amount", "currency", "shown_amount",
+              "shown_captured", "expires_at", "reference", "description", "created_by",
+              "capture_transfer", "created_at", "finished_at"]  # fmt: skip
+    readonly_fields = ["id", "shown_amount", "shown_captured", "created_at"]
+
+    @admin.display(description="Hold", ordering="id")
+    def hold(self, hold: Hold) -> str:
+        return short_id(hold.id)
+
+    @admin.display(description="Wallet")
+    def on_wallet(self, hold: Hold) -> str:
+        return short_id(hold.wallet_id)
+
+    @admin.display(description="Amount", ordering="amount")
+    def shown_amount(self, hold: Hold) -> str:
+        return format_major(hold.amount, hold.currency)
+
+    @admin.display(description="Captured", ordering="captured_amount")
+    def shown_captured(self, hold: Hold) -> str:
+        return format_major(hold.captured_amount, hold.currency)
 
 
 @admin.register(IdempotencyRecord)

@@ -354,7 +354,11 @@ class Discrepancy(models.Model):
         RUNNING_BALANCE = "running_balance", "Entry balance_after != running sum"
         UNBALANCED_TRANSFER = "unbalanced_transfer", "Transfer legs do not sum to zero / not two legs"
         CURRENCY_IMBALANCE = "currency_imbalance", "Entries of a currency do not sum to zero"
-        SYSTEM_BALANCE = "system_balance", "System wallet row balance is not zero"
+        SYSTEM_BALANCE = "system_balance", "System or adjustment wallet row balance is not zero"
+        HELD_MISMATCH = "held_mismatch", "Stored held != sum of pending holds"
+        HOLD_CAPTURE_MISMATCH = "hold_capture_mismatch", "Captured hold does not match its capture transfer"
+        REFUNDS_EXCEED_ORIGINAL = "refunds_exceed_original", "Refunds return more than their original moved"
+        REFUND_MISDIRECTED = "refund_misdirected", "Refund does not go back the way its original came"
 
     id = models.BigAutoField(primary_key=True)
     run = models.ForeignKey(ReconciliationRun, on_delete=models.CASCADE, related_name="discrepancies")

@@ -21,3 +21,33 @@ class UnsupportedCurrency(WalletError):
     code = "unsupported_currency"
     status = 422
     title = "Unsupported currency"
+
+
+class WalletNotUnderReview(WalletError):
+    """A release asked for a wallet that is not under review."""
+
+    code = "wallet_not_under_review"
+    status = 409
+    title = "Wallet not under review"
+
+
+class WalletStillInconsistent(WalletError):
+    """A release asked for a wallet reconciliation has not yet found consistent again."""
+
+    code = "wallet_still_inconsistent"
+    status = 409
+    title = "Wallet still inconsistent with its ledger"
+
+
+class ReviewStatusReserved(WalletError):
+    """Only reconciliation puts a wallet under review, and only a release takes it out."""
+
+    code = "review_status_reserved"
+    status = 409
+    title = "Under review is set by reconciliation and ended by a release"
+
+
+class InvalidLimit(WalletError):
+    code = "invalid_limit"
+    status = 422
+    title = "Invalid limit"

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+import logging
+from collections.abc import Collection, Mapping
 from datetime import datetime
 from uuid import UUID
 
@@ -12,8 +13,21 @@ from django.utils import timezone
 from audit.models import AuditEvent
 from audit.services import audit_record
 from foundation.currencies import supported_currencies
-from wallets.errors import UnsupportedCurrency, WalletNotFound
+from wallets.errors import (
+    InvalidLimit,
+    ReviewStatusReserved,
+    UnsupportedCurrency,
+    WalletNotFound,
+    WalletNotUnderReview,
+    WalletStillInconsistent,
+)
 from wallets.models import Wallet
+
+logger = logging.getLogger(__name__)
+
+# The statuses reconciliation takes a user wallet from to put it under review; a release
+# gives it back the one it had (the wallet.under_review event records it).
+REVIEWABLE_STATUSES = (Wallet.Status.ACTIVE, Wallet.Status.FROZEN)
 
 # The system and adjustment wallets' ids, by (kind, currency).
 _house_wallet_ids: dict[tuple[str, str], UUID] = {}
@@ -55,20 +69,30 @@ def wallet_update(*, wallet_id: UUID, owner_id: int, name: str) -> Wallet:
 
 
 def wallet_set_status(
-    *, wallet_id: UUID, status: str, actor_id: int | None, name: str | None = None
+    *, wallet_id: UUID, status: str | None = None, actor_id: int | None, name: str | None = None
 ) -> Wallet:
-    """Freeze, close or reactivate a wallet (operators). Frozen and closed wallets move no money.
+    """Freeze, close or reactivate a wallet, or rename it (operators). Frozen and closed
+    wallets move no money. `None` leaves a field as it is.
 
     `actor_id` is the operator (None only for the system itself). The audit event names
     them and each changed field's old and new value; a save that changes nothing
     writes nothing. The row is locked while its old values are read, so the event
     cannot describe a change another operator made in between.
+
+    Under review is not set or ended here: reconciliation puts a wallet under review
+    (wallets_mark_reconciled) and only wallet_release takes it out, once the wallet is
+    consistent again; anything else raises ReviewStatusReserved.
     """
-    if status not in Wallet.Status.values:
+    if status is not None and status not in Wallet.Status.values:
         raise ValueError(f"unknown wallet status {status!r}")
-    wanted = {"status": status} if name is None else {"status": status, "name": name}
+    wanted = {field: value for field, value in (("status", status), ("name", name)) if value is not None}
     with transaction.atomic():
-        current = Wallet.objects.select_for_update(no_key=True).filter(pk=wallet_id).values(*wanted).first()
+        current = (
+            Wallet.objects.select_for_update(no_key=True)
+            .filter(pk=wallet_id)
+            .values("status", *(field for field in wanted if field != "status"))
+            .first()
+        )
         if current is None:
             raise WalletNotFound("No such wallet.")
         changes = {
@@ -76,6 +100,15 @@ def wallet_set_status(
             for field, value in wanted.items()
             if current[field] != value
         }
+        if "status" in changes and Wallet.Status.UNDER_REVIEW in (current["status"], status):
+            raise ReviewStatusReserved(
+                "Only reconciliation puts a wallet under review, and only a release (once "
+                "reconciliation finds the wallet consistent) takes it out."
+                if status == Wallet.Status.UNDER_REVIEW
+                else "The wallet is under review: release it (once reconciliation finds it "
+                "consistent) before changing its status.",
+                wallet_id=str(wallet_id),
+            )
         if changes:
             Wallet.objects.filter(pk=wallet_id).update(
                 **{field: change["new"] for field, change in changes.items()}, updated_at=timezone.now()
@@ -90,24 +123,197 @@ def wallet_set_status(
     return Wallet.objects.get(pk=wallet_id)
 
 
-def wallets_mark_reconciled(
-    *, checked: Collection[UUID], inconsistent: Collection[UUID], found_at: datetime
-) -> None:
-    """Record what reconciliation found for `checked` wallets: flag those in `inconsistent`
-    (keeping the time they were first found), clear the flag of the others.
+LIMIT_FIELDS = ("max_outgoing_amount", "max_outgoing_per_day")
 
-    Only rows whose flag changes are written, and never their balance or updated_at.
-    This is the one place a reconciliation finding changes a wallet, so a policy that
-    acts on it (putting such wallets under review) belongs here.
+
+def wallet_set_limits(
+    *,
+    wallet_id: UUID,
+    max_outgoing_amount: int | None,
+    max_outgoing_per_day: int | None,
+    actor_id: int | None,
+) -> Wallet:
+    """Set a user wallet's limits on outgoing money (operators): the largest single
+    movement and the largest total in one UTC day, in minor units; None: no limit.
+
+    Each limit is a positive integer or None (InvalidLimit otherwise; PostgreSQL checks it
+    too). Only user wallets have limits. Locks the row while its old values are read, as
+    wallet_set_status does; the audit event (`wallet.updated`) names the operator and each
+    changed limit's old and new value, and a call that changes nothing writes nothing.
+    The money path reads the limits on the locked row, so a movement sees either the old
+    limits or the new ones, never a mix.
     """
-    flagged = [wallet_id for wallet_id in inconsistent if wallet_id in checked]
-    if flagged:
-        Wallet.objects.filter(pk__in=flagged, inconsistent_since__isnull=True).update(
-            inconsistent_since=found_at
+    wanted = {"max_outgoing_amount": max_outgoing_amount, "max_outgoing_per_day": max_outgoing_per_day}
+    for field, value in wanted.items():
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
+            raise InvalidLimit(
+                f"{field} must be a positive whole number of minor units, or empty for no limit.",
+                field=field,
+            )
+    with transaction.atomic():
+        current = (
+            Wallet.objects.select_for_update(no_key=True).filter(pk=wallet_id).values("kind", *wanted).first()
         )
+        if current is None:
+            raise WalletNotFound("No such wallet.")
+        changes = {
+            field: {"old": current[field], "new": value}
+            for field, value in wanted.items()
+            if current[field] != value
+        }
+        if changes and current["kind"] != Wallet.Kind.USER:
+            raise InvalidLimit("Only user wallets have limits.", field=next(iter(changes)))
+        if changes:
+            Wallet.objects.filter(pk=wallet_id).update(
+                **{field: change["new"] for field, change in changes.items()}, updated_at=timezone.now()
+            )
+            audit_record(
+                action=AuditEvent.Action.WALLET_UPDATED,
+                actor_id=actor_id,
+                target_type="wallet",
+                target_id=wallet_id,
+                details=changes,
+            )
+    return Wallet.objects.get(pk=wallet_id)
+
+
+def wallet_release(*, wallet_id: UUID, actor_id: int | None) -> Wallet:
+    """Release a wallet from review (operators), once it is consistent with its ledger again.
+
+    The wallet must be under review (WalletNotUnderReview otherwise) and the latest
+    reconciliation of it must have found it consistent: `inconsistent_since` empty
+    (WalletStillInconsistent otherwise). So an operator corrects the wallet, runs
+    `manage.py reconcile --wallet <id>` until it is clean, then releases it; a release
+    can never put an inconsistent wallet back on the money path.
+
+    It gets back the status it had when reconciliation put it under review (active, or
+    frozen: a release never unfreezes a wallet an operator had frozen), as the
+    `wallet.under_review` event recorded it; active if no event says otherwise. Locks the
+    row; audited as `wallet.released` naming the operator, in the same transaction.
+    """
+    with transaction.atomic():
+        current = (
+            Wallet.objects.select_for_update(no_key=True)
+            .filter(pk=wallet_id)
+            .values("status", "inconsistent_since", "currency")
+            .first()
+        )
+        if current is None:
+            raise WalletNotFound("No such wallet.")
+        if current["status"] != Wallet.Status.UNDER_REVIEW:
+            raise WalletNotUnderReview(
+                f"The wallet is {current['status']}, not under review: there is nothing to release.",
+                wallet_id=str(wallet_id),
+                wallet_status=current["status"],
+            )
+        if current["inconsistent_since"] is not None:
+            raise WalletStillInconsistent(
+                "Reconciliation has found the wallet inconsistent with its ledger since "
+                f"{current['inconsistent_since'].isoformat()}. Correct it, run "
+                f"`manage.py reconcile --wallet {wallet_id}` until it is clean, then release it.",
+                wallet_id=str(wallet_id),
+                inconsistent_since=current["inconsistent_since"].isoformat(),
+            )
+        restored = _status_before_review(wallet_id)
+        Wallet.objects.filter(pk=wallet_id).update(status=restored, updated_at=timezone.now())
+        audit_record(
+            action=AuditEvent.Action.WALLET_RELEASED,
+            actor_id=actor_id,
+            target_type="wallet",
+            target_id=wallet_id,
+            currency=current["currency"],
+            details={"status": {"old": Wallet.Status.UNDER_REVIEW.value, "new": restored}},
+        )
+    return Wallet.objects.get(pk=wallet_id)
+
+
+def _status_before_review(wallet_id: UUID) -> str:
+    """The status the wallet had when it last went under review (the audit trail is written
+    in the same transaction as the change, and is append-only)."""
+    event = (
+        AuditEvent.objects.filter(
+            action=AuditEvent.Action.WALLET_UNDER_REVIEW, target_type="wallet", target_id=str(wallet_id)
+        )
+        .order_by("-created_at", "-id")
+        .values_list("details", flat=True)
+        .first()
+    )
+    old = (event or {}).get("status", {}).get("old")
+    return old if old in REVIEWABLE_STATUSES else Wallet.Status.ACTIVE.value
+
+
+def wallets_mark_reconciled(
+    *,
+    checked: Collection[UUID],
+    inconsistent: Collection[UUID],
+    found_at: datetime,
+    findings: Mapping[UUID, Collection[str]] | None = None,
+    run_id: int | None = None,
+) -> list[UUID]:
+    """Record what reconciliation found for `checked` wallets: flag those in `inconsistent`
+    (keeping the time they were first found), clear the flag of the others, and put each
+    flagged user wallet that is active or frozen under review. Returns the ids of the
+    wallets it put under review.
+
+    This is the one place a reconciliation finding changes a wallet. Under review, the
+    money path refuses every movement touching the wallet (409 wallet_under_review) but
+    operators' adjustments; an operator corrects it and, once a run finds it consistent,
+    releases it (wallet_release). Closed wallets stay closed, wallets already under review
+    stay so, and system and adjustment wallets are only flagged (they stand for the
+    outside world and for corrections: refusing them would stop every deposit,
+    withdrawal or adjustment in the currency).
+
+    The flagged rows are locked in primary-key order and written in one transaction with
+    one `wallet.under_review` event per wallet put under review (actor: none, the
+    system), naming its old status and `findings` (discrepancy kinds per wallet) and
+    `run_id`. The flag writes never touch a balance or updated_at; a status change sets
+    updated_at, as every status change does.
+    """
+    flagged = sorted(wallet_id for wallet_id in inconsistent if wallet_id in checked)
+    put_under_review: list[UUID] = []
+    if flagged:
+        with transaction.atomic():
+            rows = list(
+                Wallet.objects.select_for_update(no_key=True)
+                .filter(pk__in=flagged)
+                .order_by("pk")
+                .values("id", "kind", "status", "currency", "inconsistent_since")
+            )
+            Wallet.objects.filter(pk__in=flagged, inconsistent_since__isnull=True).update(
+                inconsistent_since=found_at
+            )
+            now = timezone.now()
+            for row in rows:
+                if row["kind"] != Wallet.Kind.USER or row["status"] not in REVIEWABLE_STATUSES:
+                    continue
+                Wallet.objects.filter(pk=row["id"]).update(status=Wallet.Status.UNDER_REVIEW, updated_at=now)
+                kinds = sorted(set((findings or {}).get(row["id"], ())))
+                audit_record(
+                    action=AuditEvent.Action.WALLET_UNDER_REVIEW,
+                    actor_id=None,
+                    target_type="wallet",
+                    target_id=row["id"],
+                    currency=row["currency"],
+                    details={
+                        "status": {"old": row["status"], "new": Wallet.Status.UNDER_REVIEW.value},
+                        "inconsistent_since": (row["inconsistent_since"] or found_at).isoformat(),
+                        "discrepancies": kinds,
+                        "reconciliation_run": run_id,
+                    },
+                )
+                put_under_review.append(row["id"])
+        for wallet_id in put_under_review:
+            logger.warning(
+                "wallet %s put under review: reconciliation run %s found it inconsistent (%s); "
+                "see docs/operations.md",
+                wallet_id,
+                run_id,
+                ", ".join(sorted(set((findings or {}).get(wallet_id, ())))) or "no detail",
+            )
     Wallet.objects.filter(pk__in=checked, inconsistent_since__isnull=False).exclude(pk__in=flagged).update(
         inconsistent_since=None
     )
+    return put_under_review
 
 
 def system_wallet_id(*, currency: str) -> UUID:

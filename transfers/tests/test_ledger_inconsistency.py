@@ -21,11 +21,12 @@ from django.test.utils import CaptureQueriesContext
 from prometheus_client import REGISTRY
 
 from audit.models import AuditEvent
-from conftest import PROBLEM, admin_page, assert_problem
+from conftest import PROBLEM, admin_page, assert_problem, idem
 from transfers.ledger_errors import ledger_violation
 from transfers.models import IdempotencyRecord, LedgerEntry, Transfer
 from transfers.reconciliation import reconciliation_run
 from wallets.models import Wallet
+from wallets.services import wallet_release
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -245,7 +246,10 @@ def test_the_runbook_resync_restores_the_ledger_balance_and_audits_it(books, mak
     run = reconciliation_run(wallet_id=books.broken.id)
     assert run.discrepancy_count == 0
     assert Wallet.objects.get(pk=books.broken.id).inconsistent_since is None
+    # Reconciliation put it under review; consistent again, the operator releases it.
     client, path, body, _ = request(books, "transfer in")
+    assert_problem(client.post(path, body, format="json", **idem()), 409, "wallet_under_review")
+    assert wallet_release(wallet_id=books.broken.id, actor_id=operator.id).status == Wallet.Status.ACTIVE
     assert client.post(path, body, format="json", HTTP_IDEMPOTENCY_KEY="after-resync").status_code == 201
 
 

@@ -7,6 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from transfers.models import ReconciliationRun
 from transfers.reconciliation import reconciliation_run
+from wallets.models import Wallet
 
 
 def _since(value: str) -> datetime:
@@ -52,5 +53,13 @@ class Command(BaseCommand):
             self.stdout.write(f"  {d.kind}: {target} expected {d.expected} actual {d.actual} ({d.detail})")
         if run.discrepancy_count > 50:
             self.stdout.write(f"  ... and {run.discrepancy_count - 50} more (see the admin)")
+        under_review = Wallet.objects.filter(
+            pk__in=run.discrepancies.filter(wallet__isnull=False).values("wallet_id"),
+            status=Wallet.Status.UNDER_REVIEW,
+        ).order_by("pk")
+        for wallet_id in under_review.values_list("pk", flat=True)[:50]:
+            self.stdout.write(
+                f"  wallet {wallet_id} is under review (docs/operations.md, A wallet under review)"
+            )
         if run.status != ReconciliationRun.Status.CLEAN:
             raise SystemExit(1)
