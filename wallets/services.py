@@ -95,11 +95,7 @@ def wallet_set_status(
         )
         if current is None:
             raise WalletNotFound("No such wallet.")
-        changes = {
-            field: {"old": current[field], "new": value}
-            for field, value in wanted.items()
-            if current[field] != value
-        }
+        changes = _changes(current, wanted)
         if "status" in changes and Wallet.Status.UNDER_REVIEW in (current["status"], status):
             raise ReviewStatusReserved(
                 "Only reconciliation puts a wallet under review, and only a release (once "
@@ -109,18 +105,34 @@ def wallet_set_status(
                 "consistent) before changing its status.",
                 wallet_id=str(wallet_id),
             )
-        if changes:
-            Wallet.objects.filter(pk=wallet_id).update(
-                **{field: change["new"] for field, change in changes.items()}, updated_at=timezone.now()
-            )
-            audit_record(
-                action=AuditEvent.Action.WALLET_UPDATED,
-                actor_id=actor_id,
-                target_type="wallet",
-                target_id=wallet_id,
-                details=changes,
-            )
+        _write_changes(wallet_id, changes, actor_id)
     return Wallet.objects.get(pk=wallet_id)
+
+
+def _changes(current: dict, wanted: dict) -> dict:
+    """Each wanted field whose value differs from the locked row's: {field: {old, new}}."""
+    return {
+        field: {"old": current[field], "new": value}
+        for field, value in wanted.items()
+        if current[field] != value
+    }
+
+
+def _write_changes(wallet_id: UUID, changes: dict, actor_id: int | None) -> None:
+    """Write an operator's `changes` to the locked wallet and audit them as `wallet.updated`
+    (old and new values, the operator); nothing at all when nothing changed."""
+    if not changes:
+        return
+    Wallet.objects.filter(pk=wallet_id).update(
+        **{field: change["new"] for field, change in changes.items()}, updated_at=timezone.now()
+    )
+    audit_record(
+        action=AuditEvent.Action.WALLET_UPDATED,
+        actor_id=actor_id,
+        target_type="wallet",
+        target_id=wallet_id,
+        details=changes,
+    )
 
 
 LIMIT_FIELDS = ("max_outgoing_amount", "max_outgoing_per_day")
@@ -156,24 +168,10 @@ def wallet_set_limits(
         )
         if current is None:
             raise WalletNotFound("No such wallet.")
-        changes = {
-            field: {"old": current[field], "new": value}
-            for field, value in wanted.items()
-            if current[field] != value
-        }
+        changes = _changes(current, wanted)
         if changes and current["kind"] != Wallet.Kind.USER:
             raise InvalidLimit("Only user wallets have limits.", field=next(iter(changes)))
-        if changes:
-            Wallet.objects.filter(pk=wallet_id).update(
-                **{field: change["new"] for field, change in changes.items()}, updated_at=timezone.now()
-            )
-            audit_record(
-                action=AuditEvent.Action.WALLET_UPDATED,
-                actor_id=actor_id,
-                target_type="wallet",
-                target_id=wallet_id,
-                details=changes,
-            )
+        _write_changes(wallet_id, changes, actor_id)
     return Wallet.objects.get(pk=wallet_id)
 
 
