@@ -38,7 +38,7 @@ import functools
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from uuid import UUID
 
@@ -52,7 +52,7 @@ from audit.models import AuditEvent
 from audit.services import audit_event
 from foundation.clock import utc_day
 from foundation.metrics import registry as metrics
-from transfers import statements
+from transfers import ledger_chain, statements
 from transfers.errors import (
     BalanceLimitExceeded,
     CaptureExceedsHold,
@@ -656,6 +656,13 @@ def _build(
             created_at=now,
         ),
     )
+    # Each user leg extends its wallet's hash chain from the head read under the lock.
+    heads = {
+        w.id: ledger_chain.link(w, e)
+        for w, e in zip((source, destination), entries, strict=True)
+        if not w.is_system
+    }
+    updates = [replace(u, head=heads[u.wallet_id]) if heads[u.wallet_id] else u for u in updates]
     details = {
         "source_wallet_id": str(source.id),
         "destination_wallet_id": str(destination.id),
