@@ -406,12 +406,22 @@ def ledger_verify(
     return result
 
 
-def chain_discrepancies(*, run: ReconciliationRun, wallet_ids: Iterable[UUID]) -> list[Discrepancy]:
+def chain_discrepancies(
+    *, run: ReconciliationRun, wallet_ids: Iterable[UUID], full: bool = False
+) -> list[Discrepancy]:
     """Reconciliation's view of ledger_verify for its wallets: one unsaved Discrepancy
-    (kind chain_broken) per wallet whose chain breaks; `expected` is the wallet's entry
-    count (or the checkpointed one), `actual` how many of its entries verified."""
+    (kind chain_broken) per wallet whose chain breaks; `expected` is the position of the
+    entry (or count) that breaks, `actual` how many entries verified before it.
+
+    By default each wallet is walked from its head at the latest checkpoint (what came
+    since, and that the checkpointed entry still carries its hash), so a frequent run
+    reads only new entries; `full` walks every chain from its first entry.
+    """
+    since = None
+    if not full:
+        since = LedgerCheckpoint.objects.order_by("-id").values_list("id", flat=True).first()
     found = []
-    for item in ledger_verify(wallet_ids=wallet_ids).breaks:
+    for item in ledger_verify(wallet_ids=wallet_ids, since_checkpoint_id=since).breaks:
         found.append(
             Discrepancy(
                 run=run,

@@ -314,9 +314,22 @@ def test_reconciliation_gets_one_discrepancy_per_broken_wallet(books):
 
     found = ledger_chain.chain_discrepancies(run=run, wallet_ids=[a.id, b.id])
 
-    assert [(d.kind, d.wallet_id, d.entry_id, d.actual) for d in found] == [
-        (Discrepancy.Kind.CHAIN_BROKEN, a.id, edited.id, 2)
+    assert [(d.kind, d.wallet_id, d.entry_id, d.expected, d.actual) for d in found] == [
+        (Discrepancy.Kind.CHAIN_BROKEN, a.id, edited.id, 3, 2)
     ]
+
+
+def test_reconciliation_reads_from_the_latest_checkpoint_unless_full(books):
+    a, b, _, _ = books
+    edited = entries_of(a)[1]  # before the checkpoint, which records a's entry #4
+    ledger_checkpoint_create()
+    ledger.deposit_create(wallet_id=a.id, owner_id=a.owner_id, amount=5)
+    behind_the_triggers(("UPDATE transfers_ledgerentry SET type = 'adjustment' WHERE id = %s", [edited.id]))
+    run = ReconciliationRun.objects.create(scope=ReconciliationRun.Scope.FULL)
+
+    assert ledger_chain.chain_discrepancies(run=run, wallet_ids=[a.id, b.id]) == []
+    found = ledger_chain.chain_discrepancies(run=run, wallet_ids=[a.id, b.id], full=True)
+    assert [(d.wallet_id, d.entry_id) for d in found] == [(a.id, edited.id)]
 
 
 # --- guards --------------------------------------------------------------------------
