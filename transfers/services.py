@@ -38,7 +38,7 @@ import functools
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date, datetime
 from uuid import UUID
 
@@ -620,23 +620,19 @@ def _build(
         created_at=now,
     )
     transfer.refunded_amount = 0  # shown by the API; a new transfer has no refunds
-    updates = []
+    held = outgoing = None
     if not source.is_system:
         source.balance -= amount
-        held = None
         if hold is not None:
             source.held -= hold.amount
             held = source.held
-        outgoing = None
         if movement.kind in _LIMITED_KINDS:
             day = utc_day(now)
             source.outgoing_today = source.outgoing_on(day) + amount
             source.outgoing_day = day
             outgoing = (day, source.outgoing_today)
-        updates.append(WalletUpdate(source.id, balance=source.balance, held=held, outgoing=outgoing))
     if not destination.is_system:
         destination.balance += amount
-        updates.append(WalletUpdate(destination.id, balance=destination.balance))
     out_type, in_type = _ENTRY_TYPES[movement.kind]
     entries = (
         LedgerEntry(
@@ -657,12 +653,15 @@ def _build(
         ),
     )
     # Each user leg extends its wallet's hash chain from the head read under the lock.
-    heads = {
-        w.id: ledger_chain.link(w, e)
-        for w, e in zip((source, destination), entries, strict=True)
-        if not w.is_system
-    }
-    updates = [replace(u, head=heads[u.wallet_id]) if heads[u.wallet_id] else u for u in updates]
+    updates = []
+    if not source.is_system:
+        head = ledger_chain.link(source, entries[0])
+        updates.append(
+            WalletUpdate(source.id, balance=source.balance, held=held, outgoing=outgoing, head=head)
+        )
+    if not destination.is_system:
+        head = ledger_chain.link(destination, entries[1])
+        updates.append(WalletUpdate(destination.id, balance=destination.balance, head=head))
     details = {
         "source_wallet_id": str(source.id),
         "destination_wallet_id": str(destination.id),
