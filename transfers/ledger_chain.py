@@ -370,7 +370,10 @@ def _verify_roots(since_checkpoint_id: int | None, result: Verification) -> None
 
 
 def ledger_verify(
-    *, wallet_ids: Iterable[UUID] | None = None, since_checkpoint_id: int | None = None
+    *,
+    wallet_ids: Iterable[UUID] | None = None,
+    since_checkpoint_id: int | None = None,
+    known_roots: dict[int, bytes] | None = None,
 ) -> Verification:
     """Recompute the chains of the user wallets in scope (all by default) and check them
     against their stored hashes, their heads and their checkpoints; recompute the roots of
@@ -378,9 +381,22 @@ def ledger_verify(
 
     With `since_checkpoint_id`, each wallet's walk starts at its head as of that
     checkpoint (its latest record at or before it), trusting what that root covers.
-    Reads only; no lock. Reports at most one break per wallet: the first.
+    `known_roots` ({checkpoint id: root}) are roots held outside the database (the log
+    line, the metric); each stored root must equal its copy. Reads only; no lock.
+    Reports at most one break per wallet: the first.
     """
     result = Verification()
+    for checkpoint_id, root in sorted((known_roots or {}).items()):
+        stored = LedgerCheckpoint.objects.filter(id=checkpoint_id).values_list("root_hash", flat=True).first()
+        if stored is None or bytes(stored) != root:
+            result.breaks.append(
+                ChainBreak(
+                    f"checkpoint {checkpoint_id}: stored root "
+                    f"{bytes(stored).hex() if stored is not None else '(missing)'} != the root held outside "
+                    f"the database {root.hex()}",
+                    checkpoint_id=checkpoint_id,
+                )
+            )
     wallets = Wallet.objects.filter(kind=Wallet.Kind.USER).order_by("id")
     if wallet_ids is not None:
         wallets = wallets.filter(id__in=list(wallet_ids))

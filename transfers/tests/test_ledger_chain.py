@@ -267,6 +267,43 @@ def test_rewriting_the_checkpoint_too_changes_its_root(books):
     assert f"checkpoint {checkpoint.id}: stored root {bytes(checkpoint.root_hash).hex()} != recomputed" in out
 
 
+def test_rewriting_the_roots_too_is_caught_by_the_root_held_outside(books):
+    a, b, first, second = books
+    checkpoint = ledger_checkpoint_create()
+    logged = bytes(checkpoint.root_hash).hex()
+    behind_the_triggers(*rebalance(a, b, first, second))
+    behind_the_triggers(*rehash(a), *rehash(b))
+    a.refresh_from_db()
+    b.refresh_from_db()
+    forged = ledger_chain.checkpoint_root(
+        GENESIS, [(w.id, w.entry_count, bytes(w.head_hash)) for w in (a, b)]
+    )
+    behind_the_triggers(
+        ("DELETE FROM transfers_ledgercheckpointwallet", []),
+        ("DELETE FROM transfers_ledgercheckpoint", []),
+        (
+            "INSERT INTO transfers_ledgercheckpoint (id, previous_id, created_at, wallet_count, root_hash)"
+            " VALUES (%s, NULL, now(), 2, %s)",
+            [checkpoint.id, forged],
+        ),
+        *(
+            (
+                "INSERT INTO transfers_ledgercheckpointwallet"
+                " (checkpoint_id, wallet_id, entry_count, head_hash, last_entry_id)"
+                " VALUES (%s, %s, %s, %s, %s)",
+                [checkpoint.id, w.id, w.entry_count, bytes(w.head_hash), entries_of(w)[-1].id],
+            )
+            for w in (a, b)
+        ),
+    )
+    assert verify_command()[0] == 0  # a consistent forgery of everything in the database
+
+    code, out = verify_command("--root", f"{checkpoint.id}:{logged}")
+
+    assert code == 1
+    assert f"checkpoint {checkpoint.id}: stored root {forged.hex()} != the root held outside" in out
+
+
 def test_a_truncated_table_is_caught_by_the_checkpoint(books):
     a, b, _, _ = books
     checkpoint = ledger_checkpoint_create()

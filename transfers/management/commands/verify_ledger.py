@@ -8,6 +8,17 @@ from transfers.ledger_chain import ledger_verify
 from transfers.models import LedgerCheckpoint
 
 
+def _root(value: str) -> tuple[int, bytes]:
+    checkpoint, _, root = value.partition(":")
+    try:
+        parsed = (int(checkpoint), bytes.fromhex(root))
+    except ValueError:
+        parsed = None
+    if parsed is None or len(parsed[1]) != 32:
+        raise CommandError(f"--root must be CHECKPOINT:HEX (a 64-digit SHA-256), got {value!r}")
+    return parsed
+
+
 def _wallet(value: str) -> UUID:
     try:
         return UUID(value)
@@ -29,12 +40,21 @@ class Command(BaseCommand):
             metavar="CHECKPOINT",
             help="Trust each wallet's head as of this checkpoint id; check what came after it.",
         )
+        parser.add_argument(
+            "--root",
+            type=_root,
+            action="append",
+            metavar="CHECKPOINT:HEX",
+            help="A checkpoint's root as logged or exported (kept outside the database); repeatable.",
+        )
 
     def handle(self, *args, **options) -> None:
         since = options["since"]
         if since is not None and not LedgerCheckpoint.objects.filter(id=since).exists():
             raise CommandError(f"No ledger checkpoint {since}.")
-        result = ledger_verify(wallet_ids=options["wallet"], since_checkpoint_id=since)
+        result = ledger_verify(
+            wallet_ids=options["wallet"], since_checkpoint_id=since, known_roots=dict(options["root"] or [])
+        )
         self.stdout.write(
             f"Ledger verification: {result.wallets_checked} wallets, {result.entries_checked} entries, "
             f"{result.checkpoints_checked} checkpoints checked; {result.unlinked_wallets} wallets not "
