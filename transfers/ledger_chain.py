@@ -29,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
@@ -402,24 +403,46 @@ def ledger_verify(
         wallets = wallets.filter(id__in=list(wallet_ids))
     else:
         _verify_roots(since_checkpoint_id, result)
-    for wallet in wallets.values_list("id", "entry_count", "head_hash").iterator():
-        result.wallets_checked += 1
-        records = list(
-            LedgerCheckpointWallet.objects.filter(wallet_id=wallet[0])
-            .order_by("entry_count", "checkpoint_id")
-            .values_list("checkpoint_id", "entry_count", "head_hash", "last_entry_id")
-        )
-        start = None
-        if since_checkpoint_id is not None:
-            trusted = [r for r in records if r[0] <= since_checkpoint_id]
-            if trusted:
-                _, count, head, last_id = max(trusted, key=lambda r: r[0])
-                start = (count, bytes(head), last_id)
-            records = [r for r in records if r[0] > since_checkpoint_id]
-        found = _verify_wallet(wallet, records, start, result)
+    for wallet_id in list(wallets.values_list("id", flat=True)):
+        with _snapshot():
+            found = _verify_one(wallet_id, since_checkpoint_id, result)
         if found is not None:
             result.breaks.append(found)
     return result
+
+
+@contextmanager
+def _snapshot() -> Iterator[None]:
+    """One wallet's head, checkpoints and entries read in one REPEATABLE READ snapshot, so
+    a movement committing meanwhile (a new entry and a new head) is seen whole or not at
+    all and cannot pass for a break. Inside a caller's transaction, that one's view."""
+    if connection.in_atomic_block:
+        yield
+        return
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        yield
+
+
+def _verify_one(wallet_id: UUID, since_checkpoint_id: int | None, result: Verification) -> ChainBreak | None:
+    wallet = Wallet.objects.filter(id=wallet_id).values_list("id", "entry_count", "head_hash").first()
+    if wallet is None:
+        return None
+    result.wallets_checked += 1
+    records = list(
+        LedgerCheckpointWallet.objects.filter(wallet_id=wallet_id)
+        .order_by("entry_count", "checkpoint_id")
+        .values_list("checkpoint_id", "entry_count", "head_hash", "last_entry_id")
+    )
+    start = None
+    if since_checkpoint_id is not None:
+        trusted = [r for r in records if r[0] <= since_checkpoint_id]
+        if trusted:
+            _, count, head, last_id = max(trusted, key=lambda r: r[0])
+            start = (count, bytes(head), last_id)
+        records = [r for r in records if r[0] > since_checkpoint_id]
+    return _verify_wallet(wallet, records, start, result)
 
 
 def chain_discrepancies(
