@@ -143,7 +143,9 @@ class LedgerEntry(models.Model):
             # Balance at an instant (transfers.reports): one seek to the wallet's last entry
             # stamped at or before it, balance_after read from the index itself.
             models.Index(
-                fields=["wallet", "created_at", "id"], include=["balance_after"], name="entry_wallet_created_idx"
+                fields=["wallet", "created_at", "id"],
+                include=["balance_after"],
+                name="entry_wallet_created_idx",
             ),
         ]
         constraints = [

@@ -1,0 +1,295 @@
+"""Reads on a wallet's ledger over time: its balance at an instant and its statements.
+
+Time and the ledger's order
+---------------------------
+A user wallet's entries form a chain in id order: each entry's `balance_after` is the
+previous one's plus its amount (PostgreSQL checks it at commit, transfers.0003). An
+entry's id is drawn while the movement holds the wallet's row lock, so a wallet's ids
+follow the order its movements committed in. Its `created_at` is the application
+server's clock, read just after it locked the wallet (transfers.services): with one
+clock it grows with the id, but two servers whose clocks disagree by more than the
+time between two movements of the same wallet can stamp them out of order.
+
+So an instant selects a position in the chain: the wallet's last entry stamped at or
+before it, ties broken by id (one backward seek of entry_wallet_created_idx). The
+balance at that instant is that entry's `balance_after`. A statement for [from, to) is
+the piece of the chain between two such positions (the entries after the last one
+stamped before `from`, up to the last one stamped before `to`), listed in id order, so
+its opening balance plus what came in minus what went out is its closing balance,
+always. Where clocks agreed, which is every entry of a wallet served by one clock,
+that piece is exactly the entries stamped in [from, to); where they did not, an entry
+stamped within the skew of a boundary is listed on the side its place in the chain
+puts it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+from django.conf import settings
+from django.db import DatabaseError, connection, transaction
+from django.db.models import F, QuerySet
+from django.utils import timezone
+
+from foundation.currencies import exponent
+from foundation.db import is_lock_timeout
+from transfers.models import IdempotencyRecord, LedgerEntry
+from transfers.selectors import PinnedExact
+from wallets.errors import WalletNotFound
+
+_SQL = Path(__file__).resolve().parent / "sql"
+BALANCE_AT_SQL = (_SQL / "balance_at.sql").read_text()
+STATEMENT_SUMMARY_SQL = (_SQL / "statement_summary.sql").read_text()
+STATEMENT_ENTRIES_SQL = (_SQL / "statement_entries.sql").read_text()
+
+# Entries per query when a statement is streamed: memory is bounded by one chunk.
+STATEMENT_CHUNK_SIZE = 2000
+
+
+def _not_yours() -> WalletNotFound:
+    return WalletNotFound("No wallet with this id belongs to you.")
+
+
+@dataclass(frozen=True)
+class BalanceAt:
+    """A user wallet's balance and held money at `at` (minor units)."""
+
+    wallet_id: UUID
+    at: datetime
+    currency: str
+    balance: int
+    held: int
+    # The last entry the balance counts (None: the wallet had none yet).
+    entry_id: int | None
+
+    @property
+    def exponent(self) -> int:
+        return exponent(self.currency)
+
+    @property
+    def available(self) -> int:
+        return self.balance - self.held
+
+
+def balance_at(*, wallet_id: UUID, owner_id: int, at: datetime | None = None) -> BalanceAt:
+    """The caller's wallet's balance and held amount at `at` (default: now), in one query.
+
+    An instant in the future is answered as of now (the result's `at` says so): entries
+    that will be stamped before it do not exist yet. One before the wallet's first entry
+    has a balance of 0. Cost: one index seek for the balance, whatever the wallet's
+    history; the held amount reads the wallet's holds created before `at`.
+    WalletNotFound unless the caller owns this user wallet.
+    """
+    now = timezone.now()
+    at = now if at is None or at > now else at
+    with connection.cursor() as cursor:
+        cursor.execute(BALANCE_AT_SQL, {"wallet": wallet_id, "owner": owner_id, "at": at})
+        row = cursor.fetchone()
+    if row is None:
+        raise _not_yours()
+    currency, entry_id, balance, held = row
+    return BalanceAt(
+        wallet_id=wallet_id, at=at, currency=currency, balance=balance, held=int(held), entry_id=entry_id
+    )
+
+
+@dataclass(frozen=True)
+class Statement:
+    """The figures of a statement of a user wallet for [period_from, period_to).
+
+    The entries are those with `after_entry_id < id <= last_entry_id` (statement_entries,
+    statement_rows). opening_balance + total_in - total_out == closing_balance.
+    """
+
+    wallet_id: UUID
+    currency: str
+    period_from: datetime | None
+    period_to: datetime
+    opening_balance: int
+    closing_balance: int
+    total_in: int
+    total_out: int
+    count: int
+    # The opening entry (0: none) and the closing entry (None: the period holds none and
+    # nothing came before it).
+    after_entry_id: int
+    last_entry_id: int | None
+
+    @property
+    def exponent(self) -> int:
+        return exponent(self.currency)
+
+
+def statement_get(
+    *, wallet_id: UUID, owner_id: int, period_from: datetime | None = None, period_to: datetime | None = None
+) -> Statement:
+    """The caller's wallet's statement for [period_from, period_to), in one query.
+
+    No `period_from`: from the wallet's first entry (opening balance 0). No `period_to`, or
+    one in the future: up to now. Ends are positions in the wallet's chain (module
+    docstring). The totals read the period's entries once (entry_wallet_id_idx).
+    WalletNotFound unless the caller owns this user wallet.
+    """
+    now = timezone.now()
+    period_to = now if period_to is None or period_to > now else period_to
+    if period_from is not None and period_from > period_to:
+        period_from = period_to
+    params = {"wallet": wallet_id, "owner": owner_id, "from": period_from, "to": period_to}
+    with connection.cursor() as cursor:
+        cursor.execute(STATEMENT_SUMMARY_SQL, params)
+        row = cursor.fetchone()
+    if row is None:
+        raise _not_yours()
+    currency, opening_id, opening, closing_id, closing, count, total_in, total_out = row
+    return Statement(
+        wallet_id=wallet_id,
+        currency=currency,
+        period_from=period_from,
+        period_to=period_to,
+        opening_balance=opening,
+        closing_balance=closing,
+        total_in=int(total_in),
+        total_out=int(total_out),
+        count=count,
+        after_entry_id=opening_id or 0,
+        last_entry_id=closing_id,
+    )
+
+
+def statement_entries(statement: Statement) -> QuerySet[LedgerEntry]:
+    """The statement's entries, for keyset pages ordered by ("wallet_id", "id"): that key is
+    entry_wallet_id_idx's, read backwards (see transfers.selectors.PinnedExact)."""
+    if statement.last_entry_id is None:
+        return LedgerEntry.objects.none()
+    return (
+        LedgerEntry.objects.filter(
+            PinnedExact(F("wallet_id"), statement.wallet_id),
+            id__gt=statement.after_entry_id,
+            id__lte=statement.last_entry_id,
+        )
+        .select_related("transfer")
+        .only(
+            "id",
+            "type",
+            "amount",
+            "balance_after",
+            "transfer_id",
+            "created_at",
+            "transfer__reference",
+            "transfer__description",
+        )
+    )
+
+
+def statement_rows(
+    statement: Statement, *, chunk_size: int = STATEMENT_CHUNK_SIZE
+) -> Iterator[tuple[Any, ...]]:
+    """Every entry of the statement, oldest first, as (id, created_at, type, amount,
+    balance_after, transfer_id, reference, description), fetched `chunk_size` at a time.
+
+    Each chunk is its own keyset query (after the last id seen), so memory stays at one
+    chunk whatever the period's length. No transaction or server-side cursor is needed, and
+    none is held open while a slow client downloads: the entries up to the closing one are
+    committed and never change (the ledger is append-only, and a wallet's ids commit in
+    order under its lock), so the chunks read exactly the piece the figures were taken from.
+    """
+    if statement.last_entry_id is None:
+        return
+    after = statement.after_entry_id
+    while True:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                STATEMENT_ENTRIES_SQL,
+                {
+                    "wallet": statement.wallet_id,
+                    "after": after,
+                    "last": statement.last_entry_id,
+                    "limit": chunk_size,
+                },
+            )
+            rows = cursor.fetchall()
+        yield from rows
+        if len(rows) < chunk_size:
+            return
+        after = rows[-1][0]
+
+
+# --- what happened to a request -------------------------------------------------------------
+
+
+class KeyStatus:
+    COMPLETED = "completed"
+    IN_PROGRESS = "in_progress"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class IdempotencyKeyLookup:
+    """What the service knows of one of the caller's Idempotency-Keys."""
+
+    key: str
+    status: str
+    record: IdempotencyRecord | None = None
+
+    @property
+    def expires_at(self) -> datetime | None:
+        """When the stored answer may be deleted (transfers.idempotency.idempotency_cleanup)."""
+        if self.record is None:
+            return None
+        return self.record.created_at + timedelta(hours=settings.IDEMPOTENCY_KEY_TTL_HOURS)
+
+
+# A request under way has written its idempotency record in its open transaction: the row
+# is invisible until it commits, but an INSERT of the same (user, key) waits for it. The
+# probe waits this long (at most) before calling the key in progress.
+PROBE_WAIT_MS = 50
+PROBE_SQL = (
+    "INSERT INTO transfers_idempotencyrecord"
+    " (user_id, key, method, path, request_hash, status_code, response_body, created_at)"
+    " VALUES (%s, %s, '', '', '', 0, ''::bytea, now())"
+    " ON CONFLICT (user_id, key) DO NOTHING RETURNING id"
+)
+
+
+class _RollBack(Exception):
+    """Leaves the probe's transaction, undoing its INSERT."""
+
+
+def idempotency_key_lookup(*, user_id: int, key: str) -> IdempotencyKeyLookup:
+    """The outcome of the caller's request made with `key`: `completed` (its stored answer
+    exists), `in_progress` (a request with it has not committed yet) or `unknown` (neither:
+    never used, expired and deleted, or rolled back; a retry with the key is safe).
+
+    Keys are scoped to their user, so another user's key takes exactly the path of a key
+    never used: it is `unknown` and costs the same queries. Nothing is ever written: the
+    in-progress probe's INSERT is rolled back.
+    """
+    record = IdempotencyRecord.objects.filter(user_id=user_id, key=key).first()
+    if record is not None:
+        return IdempotencyKeyLookup(key=key, status=KeyStatus.COMPLETED, record=record)
+    status = KeyStatus.UNKNOWN
+    try:
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT set_config('lock_timeout', %s, true)", [f"{PROBE_WAIT_MS}ms"])
+                cursor.execute(PROBE_SQL, [user_id, key])
+                inserted = cursor.fetchone() is not None
+            if not inserted:  # the request committed while we waited: its answer is there
+                status = KeyStatus.COMPLETED
+            raise _RollBack
+    except _RollBack:
+        pass
+    except DatabaseError as exc:
+        if not is_lock_timeout(exc):
+            raise
+        status = KeyStatus.IN_PROGRESS
+    if status == KeyStatus.COMPLETED:
+        record = IdempotencyRecord.objects.filter(user_id=user_id, key=key).first()
+        if record is None:  # deleted in between by the cleanup: nothing is known any more
+            status = KeyStatus.UNKNOWN
+    return IdempotencyKeyLookup(key=key, status=status, record=record)
