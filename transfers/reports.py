@@ -11,7 +11,8 @@ clock it grows with the id, but two servers whose clocks disagree by more than t
 time between two movements of the same wallet can stamp them out of order.
 
 So an instant selects a position in the chain: the wallet's last entry stamped at or
-before it, ties broken by id (one backward seek of entry_wallet_created_idx). The
+before it, ties broken by id (one backward seek of entry_wallet_created_idx); now (or a
+future instant) selects the chain's end, the wallet's last entry. The
 balance at that instant is that entry's `balance_after`. A statement for [from, to) is
 the piece of the chain between two such positions (the entries after the last one
 stamped before `from`, up to the last one stamped before `to`), listed in id order, so
@@ -43,8 +44,23 @@ from transfers.selectors import PinnedExact
 from wallets.errors import WalletNotFound
 
 _SQL = Path(__file__).resolve().parent / "sql"
-BALANCE_AT_SQL = (_SQL / "balance_at.sql").read_text()
-STATEMENT_SUMMARY_SQL = (_SQL / "statement_summary.sql").read_text()
+# The wallet's entry at an instant: its last stamped at or before it (< for a period's end).
+_LAST_STAMPED = (
+    "SELECT id, balance_after FROM transfers_ledgerentry WHERE wallet_id = w.id AND created_at {op} %({at})s"
+    " ORDER BY created_at DESC, id DESC LIMIT 1"
+)
+# Its entry now: its last, by id (entry_wallet_id_idx; `= ANY` keeps wallet_id in the ORDER BY).
+_LAST = (
+    "SELECT id, balance_after FROM transfers_ledgerentry WHERE wallet_id = ANY(ARRAY[w.id])"
+    " ORDER BY wallet_id DESC, id DESC LIMIT 1"
+)
+_BALANCE_SQL = (_SQL / "balance_at.sql").read_text()
+BALANCE_AT_SQL = _BALANCE_SQL.format(entry=_LAST_STAMPED.format(op="<=", at="at"))
+BALANCE_NOW_SQL = _BALANCE_SQL.format(entry=_LAST)
+_SUMMARY_SQL = (_SQL / "statement_summary.sql").read_text()
+STATEMENT_SUMMARY_SQL = _SUMMARY_SQL.format(closing=_LAST_STAMPED.format(op="<", at="to"))
+STATEMENT_SUMMARY_NOW_SQL = _SUMMARY_SQL.format(closing=_LAST)
+STATEMENT_TOTALS_SQL = (_SQL / "statement_totals.sql").read_text()
 STATEMENT_ENTRIES_SQL = (_SQL / "statement_entries.sql").read_text()
 
 # Entries per query when a statement is streamed: memory is bounded by one chunk.
@@ -79,16 +95,19 @@ class BalanceAt:
 def balance_at(*, wallet_id: UUID, owner_id: int, at: datetime | None = None) -> BalanceAt:
     """The caller's wallet's balance and held amount at `at` (default: now), in one query.
 
-    An instant in the future is answered as of now (the result's `at` says so): entries
-    that will be stamped before it do not exist yet. One before the wallet's first entry
-    has a balance of 0. Cost: one index seek for the balance, whatever the wallet's
-    history; the held amount reads the wallet's holds created before `at`.
+    Now, or an instant in the future, is answered with the wallet's last entry and pending
+    holds (the result's `at` says now): entries that will be stamped before a future
+    instant do not exist yet. An instant before the wallet's first entry has a balance of
+    0. Cost: one index seek for the balance, whatever the wallet's history; the held
+    amount reads the wallet's holds created before `at`.
     WalletNotFound unless the caller owns this user wallet.
     """
     now = timezone.now()
-    at = now if at is None or at > now else at
+    sql = BALANCE_AT_SQL
+    if at is None or at >= now:
+        at, sql = now, BALANCE_NOW_SQL
     with connection.cursor() as cursor:
-        cursor.execute(BALANCE_AT_SQL, {"wallet": wallet_id, "owner": owner_id, "at": at})
+        cursor.execute(sql, {"wallet": wallet_id, "owner": owner_id, "at": at})
         row = cursor.fetchone()
     if row is None:
         raise _not_yours()
@@ -128,24 +147,32 @@ class Statement:
 def statement_get(
     *, wallet_id: UUID, owner_id: int, period_from: datetime | None = None, period_to: datetime | None = None
 ) -> Statement:
-    """The caller's wallet's statement for [period_from, period_to), in one query.
+    """The caller's wallet's statement for [period_from, period_to).
 
     No `period_from`: from the wallet's first entry (opening balance 0). No `period_to`, or
-    one in the future: up to now. Ends are positions in the wallet's chain (module
-    docstring). The totals read the period's entries once (entry_wallet_id_idx).
+    one in the future: up to now, that is up to the wallet's last entry. Ends are positions
+    in the wallet's chain (module docstring). Two queries: the ends (two index seeks), then
+    the totals, which read the period's id range once (none if the period has no entry).
     WalletNotFound unless the caller owns this user wallet.
     """
     now = timezone.now()
-    period_to = now if period_to is None or period_to > now else period_to
+    sql = STATEMENT_SUMMARY_SQL
+    if period_to is None or period_to >= now:
+        period_to, sql = now, STATEMENT_SUMMARY_NOW_SQL
     if period_from is not None and period_from > period_to:
         period_from = period_to
     params = {"wallet": wallet_id, "owner": owner_id, "from": period_from, "to": period_to}
     with connection.cursor() as cursor:
-        cursor.execute(STATEMENT_SUMMARY_SQL, params)
+        cursor.execute(sql, params)
         row = cursor.fetchone()
-    if row is None:
-        raise _not_yours()
-    currency, opening_id, opening, closing_id, closing, count, total_in, total_out = row
+        if row is None:
+            raise _not_yours()
+        currency, opening_id, opening, closing_id, closing = row
+        count, total_in, total_out = 0, 0, 0
+        if closing_id is not None and closing_id != opening_id:
+            totals = STATEMENT_TOTALS_SQL.format(after=int(opening_id or 0), last=int(closing_id))
+            cursor.execute(totals, {"wallet": wallet_id})
+            count, total_in, total_out = cursor.fetchone()
     return Statement(
         wallet_id=wallet_id,
         currency=currency,
@@ -186,9 +213,7 @@ def statement_entries(statement: Statement) -> QuerySet[LedgerEntry]:
     )
 
 
-def statement_rows(
-    statement: Statement, *, chunk_size: int = STATEMENT_CHUNK_SIZE
-) -> Iterator[tuple[Any, ...]]:
+def statement_rows(statement: Statement, *, chunk_size: int | None = None) -> Iterator[tuple[Any, ...]]:
     """Every entry of the statement, oldest first, as (id, created_at, type, amount,
     balance_after, transfer_id, reference, description), fetched `chunk_size` at a time.
 
@@ -200,6 +225,7 @@ def statement_rows(
     """
     if statement.last_entry_id is None:
         return
+    chunk_size = chunk_size or STATEMENT_CHUNK_SIZE
     after = statement.after_entry_id
     while True:
         with connection.cursor() as cursor:

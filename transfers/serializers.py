@@ -417,7 +417,7 @@ STATEMENT_CSV_COLUMNS = (
     "description",
 )
 # Rows written between two yields: a few hundred kilobytes at most.
-_CSV_ROWS_PER_PIECE = 1000
+_CSV_ROWS_PER_PIECE = 500
 # What a spreadsheet would read as the start of a formula (OWASP "CSV injection").
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 

@@ -24,8 +24,8 @@ class Clock:
         return self.now
 
 
-@pytest.fixture
-def clock(monkeypatch) -> Clock:
+@pytest.fixture(name="clock")
+def clock_fixture(monkeypatch) -> Clock:
     fake = Clock()
     monkeypatch.setattr(timezone, "now", fake)
     return fake

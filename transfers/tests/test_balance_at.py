@@ -18,7 +18,11 @@ from transfers import reports
 from transfers import services as ledger
 from transfers.holds import hold_capture, hold_create, hold_void, holds_expire
 from transfers.models import LedgerEntry
-from transfers.tests.ledger_time import START, clock, iso  # noqa: F401  (clock: a fixture)
+from transfers.tests.ledger_time import (
+    START,
+    clock_fixture,  # noqa: F401  (the `clock` fixture)
+    iso,
+)
 from transfers.tests.test_history_plan import _bulk_deposits
 
 pytestmark = pytest.mark.django_db
@@ -120,7 +124,9 @@ def test_held_counts_the_holds_pending_at_that_instant(api_client, clock, make_u
     clock.at(20)
     voided = hold_create(wallet_id=wallet.id, owner_id=user.id, amount=50)
     clock.at(25)
-    hold_create(wallet_id=wallet.id, owner_id=user.id, amount=30, expires_at=clock.at(25) + timedelta(seconds=5))
+    hold_create(
+        wallet_id=wallet.id, owner_id=user.id, amount=30, expires_at=clock.at(25) + timedelta(seconds=5)
+    )
     clock.at(30)
     hold_capture(hold_id=captured.id, owner_id=user.id, amount=150)  # 150 leaves, 50 released
     clock.at(40)
@@ -147,7 +153,9 @@ def test_held_counts_the_holds_pending_at_that_instant(api_client, clock, make_u
 
 @pytest.mark.parametrize("at", ["yesterday", "2026-13-01T00:00:00Z", "2026-12-01T10:00:00", "1"])
 def test_an_instant_that_is_not_iso_8601_with_an_offset_is_a_400(api_client, history, at):
-    body = assert_problem(_get(api_client(history["alice"]), history["wallet"], at=at), 400, "validation_error")
+    body = assert_problem(
+        _get(api_client(history["alice"]), history["wallet"], at=at), 400, "validation_error"
+    )
 
     assert "at" in body["errors"]
 
