@@ -487,6 +487,15 @@ class WalletMoneyViewSet(OneRoundTripMixin, viewsets.GenericViewSet):
     serializer_class = LedgerEntrySerializer
     lookup_value_regex = UUID_PATTERN
 
+    def finalize_response(self, request: Request, response: HttpResponse, *args, **kwargs) -> HttpResponse:
+        # Only a statement's body is ever CSV, and the view streams it itself. Anything else
+        # answered where CSV was negotiated (OPTIONS' metadata) is JSON.
+        if isinstance(response, Response) and isinstance(
+            getattr(request, "accepted_renderer", None), StatementCSVRenderer
+        ):
+            request.accepted_renderer, request.accepted_media_type = JSONRenderer(), JSONRenderer.media_type
+        return super().finalize_response(request, response, *args, **kwargs)
+
     def get_throttles(self) -> list:
         if self.action == "deposits":
             return [Quotas(UserQuota(), MoneyQuota())]

@@ -347,6 +347,15 @@ def test_the_csv_is_the_whole_period_between_its_opening_and_closing(api_client,
     }
 
 
+@pytest.mark.parametrize("ask", [{"HTTP_ACCEPT": "text/csv"}, {"QUERY_STRING": "format=csv"}])
+def test_options_where_csv_was_asked_for_answers_json(api_client, month, ask):
+    response = api_client(month["alice"]).options(URL.format(month["wallet"].id), **ask)
+
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["name"]
+
+
 def test_an_accept_header_neither_json_nor_csv_is_a_406(api_client, month):
     response = api_client(month["alice"]).get(URL.format(month["wallet"].id), HTTP_ACCEPT="application/xml")
 
