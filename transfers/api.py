@@ -428,15 +428,15 @@ class StatementCSVRenderer(BaseRenderer):
 
 CSV_DESCRIPTION = (
     "The whole period, streamed (`Accept: text/csv` or `?format=csv`; `cursor` and `limit` do not "
-    "apply). RFC 4180 with CRLF line ends; columns `record,entry_id,created_at,type,amount,"
+    "apply). CSV with a header row and LF line ends; columns `record,entry_id,created_at,type,amount,"
     "balance_after,currency,transfer_id,reference,description`. The first record is `opening` "
     "(`created_at` = from, empty if none was given; `balance_after` = the opening balance), then one "
     "`entry` per ledger entry, oldest first, then `closing` (`created_at` = to; `balance_after` = the "
-    "closing balance). Amounts and balances are integers in minor units. A reference or description "
-    "starting with = + - @ or a tab is prefixed with ' so spreadsheets do not run it. The figures "
-    "are also in the headers Statement-Opening-Balance, Statement-Closing-Balance, "
-    "Statement-Total-In, Statement-Total-Out, Statement-Count, Statement-Currency and "
-    "Statement-Exponent."
+    "closing balance). Times are UTC with microseconds (`2026-12-02T09:00:00.000000Z`); amounts and "
+    "balances are integers in minor units. A reference or description starting with = + - @ or a "
+    "tab is prefixed with ' so spreadsheets do not run it. The figures are also in the headers "
+    "Statement-Opening-Balance, Statement-Closing-Balance, Statement-Total-In, Statement-Total-Out, "
+    "Statement-Count, Statement-Currency and Statement-Exponent."
 )
 STATEMENT_PARAMETERS = [
     StatementFilterSerializer,

@@ -18,9 +18,11 @@ the piece of the chain between two such positions (the entries after the last on
 stamped before `from`, up to the last one stamped before `to`), listed in id order, so
 its opening balance plus what came in minus what went out is its closing balance,
 always. Where clocks agreed, which is every entry of a wallet served by one clock,
-that piece is exactly the entries stamped in [from, to); where they did not, an entry
-stamped within the skew of a boundary is listed on the side its place in the chain
-puts it.
+that piece is exactly the entries stamped in [from, to), and consecutive statements
+chain (one's closing balance is the next one's opening). Where they did not, an entry
+stamped within the skew of a boundary is listed on the side its place in the chain puts
+it, and a statement whose ends the skew reverses is empty (its closing entry is never
+before its opening one), so two neighbours may then not chain exactly.
 """
 
 from __future__ import annotations
@@ -29,16 +31,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
 from uuid import UUID
 
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 from django.db.models import F, QuerySet
 from django.utils import timezone
+from psycopg import sql
 
 from foundation.currencies import exponent
-from foundation.db import is_lock_timeout
+from foundation.db import is_cancelled, is_lock_timeout
 from transfers.models import IdempotencyRecord, LedgerEntry
 from transfers.selectors import PinnedExact
 from wallets.errors import WalletNotFound
@@ -61,10 +63,17 @@ _SUMMARY_SQL = (_SQL / "statement_summary.sql").read_text()
 STATEMENT_SUMMARY_SQL = _SUMMARY_SQL.format(closing=_LAST_STAMPED.format(op="<", at="to"))
 STATEMENT_SUMMARY_NOW_SQL = _SUMMARY_SQL.format(closing=_LAST)
 STATEMENT_TOTALS_SQL = (_SQL / "statement_totals.sql").read_text()
-STATEMENT_ENTRIES_SQL = (_SQL / "statement_entries.sql").read_text()
+STATEMENT_CSV_SQL = (_SQL / "statement_csv.sql").read_text()
+# The last entry of a chunk of `limit` entries after `after` (None: fewer are left).
+CHUNK_END_SQL = (
+    "SELECT id FROM transfers_ledgerentry WHERE wallet_id = ANY(ARRAY[%(wallet)s]::uuid[])"
+    " AND id > %(after)s AND id <= %(last)s ORDER BY wallet_id, id OFFSET %(skip)s LIMIT 1"
+)
 
-# Entries per query when a statement is streamed: memory is bounded by one chunk.
-STATEMENT_CHUNK_SIZE = 2000
+# Entries per COPY when a statement is streamed as CSV.
+STATEMENT_CHUNK_SIZE = 50_000
+# Bytes of CSV gathered before they are handed to the server to send.
+CSV_PIECE_BYTES = 64 * 1024
 
 
 def _not_yours() -> WalletNotFound:
@@ -122,7 +131,7 @@ class Statement:
     """The figures of a statement of a user wallet for [period_from, period_to).
 
     The entries are those with `after_entry_id < id <= last_entry_id` (statement_entries,
-    statement_rows). opening_balance + total_in - total_out == closing_balance.
+    statement_csv_chunks). opening_balance + total_in - total_out == closing_balance.
     """
 
     wallet_id: UUID
@@ -213,36 +222,48 @@ def statement_entries(statement: Statement) -> QuerySet[LedgerEntry]:
     )
 
 
-def statement_rows(statement: Statement, *, chunk_size: int | None = None) -> Iterator[tuple[Any, ...]]:
-    """Every entry of the statement, oldest first, as (id, created_at, type, amount,
-    balance_after, transfer_id, reference, description), fetched `chunk_size` at a time.
+def statement_csv_chunks(statement: Statement, *, chunk_size: int | None = None) -> Iterator[bytes]:
+    """The statement's entries as CSV rows (no header), oldest first, in pieces of about
+    CSV_PIECE_BYTES.
 
-    Each chunk is its own keyset query (after the last id seen), so memory stays at one
-    chunk whatever the period's length. No transaction or server-side cursor is needed, and
-    none is held open while a slow client downloads: the entries up to the closing one are
-    committed and never change (the ledger is append-only, and a wallet's ids commit in
-    order under its lock), so the chunks read exactly the piece the figures were taken from.
+    PostgreSQL writes the rows (COPY ... TO STDOUT: statement_csv.sql), `chunk_size` entries
+    per COPY, and psycopg hands them over a message at a time, so the worker's memory holds
+    one piece whatever the period's length. Each chunk is its own short statement: no
+    transaction, server-side cursor or snapshot stays open across the download (a slow
+    client would otherwise hold back vacuum for its duration), and it works the same
+    through a transaction-pooling PgBouncer. The chunks need no common snapshot: the entries
+    up to the closing one are committed and never change (the ledger is append-only, and a
+    wallet's ids commit in order under its lock), so they are exactly the piece the
+    statement's figures were taken from.
     """
     if statement.last_entry_id is None:
         return
     chunk_size = chunk_size or STATEMENT_CHUNK_SIZE
-    after = statement.after_entry_id
-    while True:
+    after, last = statement.after_entry_id, statement.last_entry_id
+    piece = bytearray()
+    while after < last:
         with connection.cursor() as cursor:
             cursor.execute(
-                STATEMENT_ENTRIES_SQL,
-                {
-                    "wallet": statement.wallet_id,
-                    "after": after,
-                    "last": statement.last_entry_id,
-                    "limit": chunk_size,
-                },
+                CHUNK_END_SQL,
+                {"wallet": statement.wallet_id, "after": after, "last": last, "skip": chunk_size - 1},
             )
-            rows = cursor.fetchall()
-        yield from rows
-        if len(rows) < chunk_size:
-            return
-        after = rows[-1][0]
+            row = cursor.fetchone()
+            end = row[0] if row is not None else last
+            copy = sql.SQL(STATEMENT_CSV_SQL).format(
+                currency=sql.Literal(statement.currency),
+                wallet=sql.Literal(str(statement.wallet_id)),
+                after=sql.Literal(after),
+                last=sql.Literal(end),
+            )
+            with cursor.cursor.copy(copy) as rows:
+                for data in rows:
+                    piece += data
+                    if len(piece) >= CSV_PIECE_BYTES:
+                        yield bytes(piece)
+                        piece.clear()
+        after = end
+    if piece:
+        yield bytes(piece)
 
 
 # --- what happened to a request -------------------------------------------------------------
@@ -311,7 +332,8 @@ def idempotency_key_lookup(*, user_id: int, key: str) -> IdempotencyKeyLookup:
     except _RollBack:
         pass
     except DatabaseError as exc:
-        if not is_lock_timeout(exc):
+        # A lock timeout that fires as the lock is granted is reported as a cancel.
+        if not (is_lock_timeout(exc) or is_cancelled(exc)):
             raise
         status = KeyStatus.IN_PROGRESS
     if status == KeyStatus.COMPLETED:

@@ -20,7 +20,7 @@ from foundation.serializers import (
 )
 from transfers.holds import PreparedHoldChange
 from transfers.models import Hold, IdempotencyRecord, LedgerEntry, Transfer
-from transfers.reports import BalanceAt, IdempotencyKeyLookup, Statement, statement_rows
+from transfers.reports import BalanceAt, IdempotencyKeyLookup, Statement, statement_csv_chunks
 from transfers.services import PreparedMovement
 from wallets.serializers import WalletSerializer, wallet_data
 
@@ -416,53 +416,28 @@ STATEMENT_CSV_COLUMNS = (
     "reference",
     "description",
 )
-# Rows written between two yields: a few hundred kilobytes at most.
-_CSV_ROWS_PER_PIECE = 500
-# What a spreadsheet would read as the start of a formula (OWASP "CSV injection").
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
-def statement_csv(statement: Statement) -> Iterator[str]:
-    """The statement's CSV text, a piece at a time: the header, the opening record, every
-    entry oldest first (read in chunks: transfers.reports.statement_rows), the closing record.
-    Memory holds one chunk of entries and one piece of text, whatever the period's length."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    currency = statement.currency
-    writer.writerow(STATEMENT_CSV_COLUMNS)
+def statement_csv(statement: Statement) -> Iterator[bytes]:
+    """The statement's CSV, a piece at a time: the header and the opening record, every
+    entry oldest first (written by PostgreSQL: transfers.reports.statement_csv_chunks), the
+    closing record. Memory holds one piece, whatever the period's length."""
     start = _csv_time(statement.period_from) if statement.period_from is not None else ""
-    writer.writerow(("opening", "", start, "", "", statement.opening_balance, currency, "", "", ""))
-    for n, row in enumerate(statement_rows(statement), 1):
-        entry_id, created_at, kind, amount, balance_after, transfer_id, reference, description = row
-        writer.writerow(
-            (
-                "entry",
-                entry_id,
-                _csv_time(created_at),
-                kind,
-                amount,
-                balance_after,
-                currency,
-                transfer_id,
-                _csv_text(reference),
-                _csv_text(description),
-            )
-        )
-        if n % _CSV_ROWS_PER_PIECE == 0:
-            yield buffer.getvalue()
-            buffer.seek(0)
-            buffer.truncate()
+    yield _csv_lines(
+        STATEMENT_CSV_COLUMNS,
+        ("opening", "", start, "", "", statement.opening_balance, statement.currency, "", "", ""),
+    )
+    yield from statement_csv_chunks(statement)
     end = _csv_time(statement.period_to)
-    writer.writerow(("closing", "", end, "", "", statement.closing_balance, currency, "", "", ""))
-    yield buffer.getvalue()
+    yield _csv_lines(("closing", "", end, "", "", statement.closing_balance, statement.currency, "", "", ""))
+
+
+def _csv_lines(*rows: tuple) -> bytes:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows(rows)
+    return buffer.getvalue().encode()
 
 
 def _csv_time(moment: datetime) -> str:
-    """ISO 8601 in UTC with a Z, as the JSON answers write it."""
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-def _csv_text(value: str | None) -> str:
-    if not value:
-        return ""
-    return "'" + value if value.startswith(_FORMULA_STARTS) else value
+    """UTC with microseconds and a Z, as the entries' times are written."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

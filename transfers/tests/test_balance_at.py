@@ -229,3 +229,20 @@ def test_the_balance_is_one_index_seek_on_a_long_history(make_user, make_wallet,
     assert scan["Actual Rows"] <= 1  # one row read, not the wallet's 3,000
     found = reports.balance_at(wallet_id=wallet.id, owner_id=user.id, at=at)
     assert found.balance == (0 if where == "first" else 3000)
+
+
+def test_now_is_one_seek_to_the_wallets_last_entry(make_user, make_wallet):
+    user, other = make_user(), make_user()
+    wallet = make_wallet(user)
+    _bulk_deposits(wallet, 3000)
+    _bulk_deposits(make_wallet(other), 1500)  # later entries of another wallet
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE transfers_ledgerentry")
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        params = {"wallet": wallet.id, "owner": user.id, "at": None}
+        cursor.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {reports.BALANCE_NOW_SQL}", params)
+        (raw,) = cursor.fetchone()
+    plan = (json.loads(raw) if isinstance(raw, str) else raw)[0]["Plan"]
+
+    (scan,) = [n for n in _plan_nodes(plan) if n.get("Relation Name") == "transfers_ledgerentry"]
+    assert (scan["Index Name"], scan["Actual Rows"]) == ("entry_wallet_id_idx", 1)
