@@ -408,10 +408,10 @@ class HistoryPagination(KeysetPagination):
 
 
 class StatementPagination(KeysetPagination):
-    # Oldest first. ORDER BY wallet_id, id: entry_wallet_id_idx (wallet_id, id DESC) read
+    # Oldest first. ORDER BY wallet_id DESC, id: entry_wallet_id_idx (wallet_id, id DESC) read
     # backwards, as HistoryPagination reads it forwards (transfers.reports.statement_entries).
     ordering = "id"
-    ordering_prefix = ("wallet_id",)
+    ordering_prefix = ("-wallet_id",)
 
 
 class StatementCSVRenderer(BaseRenderer):

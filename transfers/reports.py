@@ -51,10 +51,11 @@ _LAST_STAMPED = (
     "SELECT id, balance_after FROM transfers_ledgerentry WHERE wallet_id = w.id AND created_at {op} %({at})s"
     " ORDER BY created_at DESC, id DESC LIMIT 1"
 )
-# Its entry now: its last, by id (entry_wallet_id_idx; `= ANY` keeps wallet_id in the ORDER BY).
+# Its entry now: its last, by id. ORDER BY is entry_wallet_id_idx's key (wallet_id, id DESC),
+# which `= ANY` keeps whole (transfers.selectors.PinnedExact): one seek, even in a generic plan.
 _LAST = (
     "SELECT id, balance_after FROM transfers_ledgerentry WHERE wallet_id = ANY(ARRAY[w.id])"
-    " ORDER BY wallet_id DESC, id DESC LIMIT 1"
+    " ORDER BY wallet_id, id DESC LIMIT 1"
 )
 _BALANCE_SQL = (_SQL / "balance_at.sql").read_text()
 BALANCE_AT_SQL = _BALANCE_SQL.format(entry=_LAST_STAMPED.format(op="<=", at="at"))
@@ -64,10 +65,12 @@ STATEMENT_SUMMARY_SQL = _SUMMARY_SQL.format(closing=_LAST_STAMPED.format(op="<",
 STATEMENT_SUMMARY_NOW_SQL = _SUMMARY_SQL.format(closing=_LAST)
 STATEMENT_TOTALS_SQL = (_SQL / "statement_totals.sql").read_text()
 STATEMENT_CSV_SQL = (_SQL / "statement_csv.sql").read_text()
-# The last entry of a chunk of `limit` entries after `after` (None: fewer are left).
+# The last entry of a chunk of `skip` + 1 entries after `after` (None: fewer are left): a
+# backward range of entry_wallet_id_idx (wallet_id, id DESC), whose order (wallet_id DESC,
+# id) is the ORDER BY, so no sort.
 CHUNK_END_SQL = (
     "SELECT id FROM transfers_ledgerentry WHERE wallet_id = ANY(ARRAY[%(wallet)s]::uuid[])"
-    " AND id > %(after)s AND id <= %(last)s ORDER BY wallet_id, id OFFSET %(skip)s LIMIT 1"
+    " AND id > %(after)s AND id <= %(last)s ORDER BY wallet_id DESC, id OFFSET %(skip)s LIMIT 1"
 )
 
 # Entries per COPY when a statement is streamed as CSV.
@@ -198,8 +201,8 @@ def statement_get(
 
 
 def statement_entries(statement: Statement) -> QuerySet[LedgerEntry]:
-    """The statement's entries, for keyset pages ordered by ("wallet_id", "id"): that key is
-    entry_wallet_id_idx's, read backwards (see transfers.selectors.PinnedExact)."""
+    """The statement's entries, for keyset pages ordered by ("-wallet_id", "id"): the order
+    of entry_wallet_id_idx (wallet_id, id DESC) read backwards (transfers.selectors.PinnedExact)."""
     if statement.last_entry_id is None:
         return LedgerEntry.objects.none()
     return (

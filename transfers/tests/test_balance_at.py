@@ -7,11 +7,14 @@ The balance is balance_after of the wallet's last entry stamped at or before the
 from __future__ import annotations
 
 import json
+import re
 from datetime import timedelta, timezone
 from typing import Any
 
 import pytest
 from django.db import connection
+from django.utils import timezone as django_timezone
+from psycopg import sql
 
 from conftest import assert_problem
 from transfers import reports
@@ -231,18 +234,42 @@ def test_the_balance_is_one_index_seek_on_a_long_history(make_user, make_wallet,
     assert found.balance == (0 if where == "first" else 3000)
 
 
-def test_now_is_one_seek_to_the_wallets_last_entry(make_user, make_wallet):
+def generic_plan(query: str, params: dict[str, Any]) -> dict[str, Any]:
+    """EXPLAIN ANALYZE of `query` as a prepared statement's generic plan: what the server runs
+    once psycopg has prepared a statement it sends often (DB_PREPARE_THRESHOLD)."""
+    names = list(dict.fromkeys(re.findall(r"%\((\w+)\)s", query)))
+    text = re.sub(r"%\((\w+)\)s", lambda m: f"${names.index(m.group(1)) + 1}", query)
+    # EXECUTE takes no bound parameters: the values are written into it as literals.
+    values = ", ".join(sql.Literal(params[n]).as_string(connection.connection) for n in names)
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+        cursor.execute("DEALLOCATE ALL")
+        cursor.execute(f"PREPARE generic AS {text}")
+        cursor.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE generic({values})")
+        (raw,) = cursor.fetchone()
+        cursor.execute("DEALLOCATE generic")
+    return (json.loads(raw) if isinstance(raw, str) else raw)[0]["Plan"]
+
+
+@pytest.mark.parametrize("plan_of", ["custom", "generic"])
+def test_now_is_one_seek_to_the_wallets_last_entry(make_user, make_wallet, plan_of):
     user, other = make_user(), make_user()
     wallet = make_wallet(user)
     _bulk_deposits(wallet, 3000)
     _bulk_deposits(make_wallet(other), 1500)  # later entries of another wallet
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE transfers_ledgerentry")
-        cursor.execute("SET LOCAL enable_seqscan = off")
-        params = {"wallet": wallet.id, "owner": user.id, "at": None}
-        cursor.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {reports.BALANCE_NOW_SQL}", params)
-        (raw,) = cursor.fetchone()
-    plan = (json.loads(raw) if isinstance(raw, str) else raw)[0]["Plan"]
+    params = {"wallet": wallet.id, "owner": user.id, "at": django_timezone.now()}
+    if plan_of == "generic":
+        plan = generic_plan(reports.BALANCE_NOW_SQL, params)
+    else:
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL enable_seqscan = off")
+            cursor.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {reports.BALANCE_NOW_SQL}", params)
+            (raw,) = cursor.fetchone()
+        plan = (json.loads(raw) if isinstance(raw, str) else raw)[0]["Plan"]
 
-    (scan,) = [n for n in _plan_nodes(plan) if n.get("Relation Name") == "transfers_ledgerentry"]
+    nodes = _plan_nodes(plan)
+    (scan,) = [n for n in nodes if n.get("Relation Name") == "transfers_ledgerentry"]
     assert (scan["Index Name"], scan["Actual Rows"]) == ("entry_wallet_id_idx", 1)
+    assert not [n for n in nodes if "Sort" in n["Node Type"]]

@@ -21,6 +21,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from conftest import assert_problem
 from transfers import reports
@@ -484,3 +485,28 @@ def _explain(sql: str, params: dict[str, Any]) -> dict[str, Any]:
         cursor.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}", params)
         (raw,) = cursor.fetchone()
     return (json.loads(raw) if isinstance(raw, str) else raw)[0]["Plan"]
+
+
+def test_statement_pages_read_the_wallet_index_in_order(api_client, make_user, make_wallet):
+    """Oldest first is entry_wallet_id_idx (wallet_id, id DESC) read backwards: no sort, and
+    only the page's rows."""
+    user, other = make_user(), make_user()
+    wallet = make_wallet(user)
+    _bulk_deposits(wallet, 3000)
+    _bulk_deposits(make_wallet(other), 1500)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE transfers_ledgerentry")
+    ids = list(LedgerEntry.objects.filter(wallet_id=wallet.id).order_by("id").values_list("id", flat=True))
+    client = api_client(user)
+    first = client.get(URL.format(wallet.id), {"limit": 50}).json()
+    with CaptureQueriesContext(connection) as queries:
+        page = client.get(first["next"]).json()
+    assert [e["id"] for e in page["results"]] == ids[50:100]
+    (page_sql,) = [q["sql"] for q in queries.captured_queries if 'FROM "transfers_ledgerentry"' in q["sql"]]
+
+    nodes = _nodes(_explain(page_sql, {}))
+
+    scans = [n for n in nodes if n.get("Relation Name") == "transfers_ledgerentry"]
+    assert [(n["Index Name"], n["Scan Direction"]) for n in scans] == [("entry_wallet_id_idx", "Backward")]
+    assert not [n for n in nodes if "Sort" in n["Node Type"]]
+    assert scans[0]["Actual Rows"] == 51
