@@ -144,6 +144,13 @@ class LedgerEntry(models.Model):
         indexes = [
             # History pages (newest first, keyset on id) and the running-balance check.
             models.Index(fields=["wallet", "-id"], name="entry_wallet_id_idx"),
+            # Balance at an instant (transfers.reports): one seek to the wallet's last entry
+            # stamped at or before it, balance_after read from the index itself.
+            models.Index(
+                fields=["wallet", "created_at", "id"],
+                include=["balance_after"],
+                name="entry_wallet_created_idx",
+            ),
         ]
         constraints = [
             models.CheckConstraint(condition=~Q(amount=0), name="entry_amount_non_zero"),
