@@ -242,6 +242,30 @@ def _entries(wallet_id: UUID, after_id: int) -> Iterator[tuple]:
         after_id = rows[-1][0]
 
 
+def _links(wallet_id: UUID, after_id: int, position: int, previous: bytes) -> Iterator[tuple]:
+    """Walk the wallet's entries after `after_id` (#`position`, whose hash is `previous`):
+    (position, entry id, stored hash, the hash the chain says it must have) per entry.
+    Each link is computed from the stored entry fields and the previous computed hash,
+    never from a stored hash, so one altered entry breaks every link after it."""
+    for entry_id, transfer_id, type_, amount, balance_after, created_at, stored in _entries(
+        wallet_id, after_id
+    ):
+        position += 1
+        previous = entry_digest(
+            previous,
+            entry_encoding(
+                wallet_id=wallet_id,
+                position=position,
+                transfer_id=transfer_id,
+                type=type_,
+                amount=amount,
+                balance_after=balance_after,
+                created_at=created_at,
+            ),
+        )
+        yield position, entry_id, stored, previous
+
+
 def _verify_wallet(
     wallet: tuple[UUID, int | None, bytes | None],
     items: list[tuple[int, int, bytes, int]],
@@ -279,23 +303,9 @@ def _verify_wallet(
             )
     expected = {count: (checkpoint_id, head, last_id) for checkpoint_id, count, head, last_id in items}
     verified = 0
-    for entry_id, transfer_id, type_, amount, balance_after, created_at, stored in _entries(
-        wallet_id, after_id
-    ):
-        position += 1
+    for link_position, entry_id, stored, computed in _links(wallet_id, after_id, position, previous):
+        position = link_position
         result.entries_checked += 1
-        computed = entry_digest(
-            previous,
-            entry_encoding(
-                wallet_id=wallet_id,
-                position=position,
-                transfer_id=transfer_id,
-                type=type_,
-                amount=amount,
-                balance_after=balance_after,
-                created_at=created_at,
-            ),
-        )
         if stored is None or bytes(stored) != computed:
             return ChainBreak(
                 f"entry {entry_id}, #{position} of wallet {wallet_id}: stored hash "
@@ -501,21 +511,9 @@ def ledger_chain_backfill(*, wallet_ids: Iterable[UUID] | None = None) -> int:
                 continue
             position, previous = 0, GENESIS
             hashes = []
-            for entry_id, transfer_id, type_, amount, balance_after, created_at, _ in _entries(wallet_id, 0):
-                position += 1
-                previous = entry_digest(
-                    previous,
-                    entry_encoding(
-                        wallet_id=wallet_id,
-                        position=position,
-                        transfer_id=transfer_id,
-                        type=type_,
-                        amount=amount,
-                        balance_after=balance_after,
-                        created_at=created_at,
-                    ),
-                )
-                hashes.append((entry_id, previous))
+            for link_position, entry_id, _, link_hash in _links(wallet_id, 0, 0, GENESIS):
+                hashes.append((entry_id, link_hash))
+                position, previous = link_position, link_hash
             with connection.cursor() as cursor:
                 for start in range(0, len(hashes), BATCH):
                     chunk = hashes[start : start + BATCH]

@@ -42,7 +42,7 @@ from psycopg import sql
 from foundation.currencies import exponent
 from foundation.db import is_cancelled, is_lock_timeout
 from transfers.models import IdempotencyRecord, LedgerEntry
-from transfers.selectors import PinnedExact
+from transfers.selectors import ENTRY_FIELDS, PinnedExact
 from wallets.errors import WalletNotFound
 
 _SQL = Path(__file__).resolve().parent / "sql"
@@ -212,16 +212,7 @@ def statement_entries(statement: Statement) -> QuerySet[LedgerEntry]:
             id__lte=statement.last_entry_id,
         )
         .select_related("transfer")
-        .only(
-            "id",
-            "type",
-            "amount",
-            "balance_after",
-            "transfer_id",
-            "created_at",
-            "transfer__reference",
-            "transfer__description",
-        )
+        .only(*ENTRY_FIELDS)
     )
 
 

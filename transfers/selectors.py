@@ -41,6 +41,20 @@ class PinnedExact(Exact):
         return f"{lhs} = ANY(ARRAY[{rhs}]::{array_type})", (*lhs_params, *rhs_params)
 
 
+# What a ledger entry shows in a history or a statement (LedgerEntrySerializer), read with
+# its transfer's reference and description in the same query.
+ENTRY_FIELDS = (
+    "id",
+    "type",
+    "amount",
+    "balance_after",
+    "transfer_id",
+    "created_at",
+    "transfer__reference",
+    "transfer__description",
+)
+
+
 def wallet_history(
     *,
     wallet_id: UUID,
@@ -62,16 +76,7 @@ def wallet_history(
         entries = entries.filter(created_at__gte=created_after)
     if created_before:
         entries = entries.filter(created_at__lt=created_before)
-    return entries.only(
-        "id",
-        "type",
-        "amount",
-        "balance_after",
-        "transfer_id",
-        "created_at",
-        "transfer__reference",
-        "transfer__description",
-    )
+    return entries.only(*ENTRY_FIELDS)
 
 
 def _visible_transfers(*, user_id: int) -> QuerySet[Transfer]:
