@@ -5,18 +5,15 @@
 -- under the wallet's row lock, in the statement that makes it. Its time is the wallet's new
 -- updated_at: the application's clock for the change, the instant the hold's created_at or
 -- finished_at and the capture's ledger entries record, so a balance and a held amount read
--- at one instant agree. An UPDATE of held that leaves updated_at as it was (a hand-written
--- fix such as ops/runbooks/resync_wallet_held.sql) is stamped with the statement's time.
+-- at one instant agree. Whatever changes held sets updated_at to the change's time (a
+-- hand-written fix too: ops/runbooks/resync_wallet_held.sql); two changes may share one.
 -- The trigger runs with the privileges of the role that changes the wallet: the
 -- application role needs SELECT and INSERT on the history, nothing more (setup_db_roles).
 
 CREATE FUNCTION wallet_record_held() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO transfers_heldchange (wallet_id, changed_at, held_after)
-    VALUES (NEW.id,
-            CASE WHEN NEW.updated_at IS DISTINCT FROM OLD.updated_at THEN NEW.updated_at
-                 ELSE statement_timestamp() END,
-            NEW.held);
+    VALUES (NEW.id, NEW.updated_at, NEW.held);
     RETURN NULL;
 END;
 $$;
