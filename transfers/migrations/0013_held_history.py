@@ -36,7 +36,7 @@ class Migration(migrations.Migration):
             ],
             options={
                 'db_table': 'transfers_heldchange',
-                'indexes': [models.Index(fields=['wallet', 'changed_at', 'id'], include=('held_after',), name='heldchange_wallet_at_idx')],
+                'indexes': [models.Index(fields=['wallet', 'changed_at', 'id', 'held_after'], name='heldchange_wallet_at_idx')],
             },
         ),
         migrations.RunSQL(

@@ -7,7 +7,8 @@
 -- whatever its stamp. {entry} is ENTRY_AT or ENTRY_NOW (transfers.reports).
 -- The held amount is held_after of the wallet's last change of held stamped at or before
 -- the instant (ties by id): one backward seek of heldchange_wallet_at_idx (wallet_id,
--- changed_at, id) INCLUDE (held_after). No change yet: 0. Now: the wallet's held.
+-- changed_at, id, held_after), held_after read from the index. No change yet: 0. Now: the
+-- wallet's held.
 -- {held} is HELD_AT or HELD_NOW (transfers.reports).
 SELECT w.currency,
        e.id,
