@@ -9,7 +9,7 @@
 -- the instant (ties by id): one backward seek of heldchange_wallet_at_idx (wallet_id,
 -- changed_at, id, held_after), held_after read from the index. No change yet: 0. Now: the
 -- wallet's held.
--- {held} is HELD_AT or HELD_NOW (transfers.reports).
+-- {held} is _HELD_AT, or w.held for now (transfers.reports).
 SELECT w.currency,
        e.id,
        coalesce(e.balance_after, 0),
