@@ -449,3 +449,33 @@ class LedgerCheckpointWallet(models.Model):
 
     def __str__(self) -> str:
         return f"{self.wallet_id} at {self.entry_count} (checkpoint #{self.checkpoint_id})"
+
+
+class HeldChange(models.Model):
+    """One change of a user wallet's `held`: its value after the change, and when.
+
+    Written only by the wallet's trigger (transfers.0013) in the statement that changes
+    `held`, under the wallet's row lock, so a wallet's rows follow the order its changes
+    committed in. `changed_at` is the wallet's new `updated_at`: the application's time
+    of the hold change, the same instant its hold and ledger entry record. Append-only.
+    The held amount at an instant is `held_after` of the wallet's last row stamped at or
+    before it (transfers.reports.balance_at): one index seek.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    wallet = models.ForeignKey("wallets.Wallet", on_delete=models.PROTECT, related_name="+", db_index=False)
+    changed_at = models.DateTimeField(editable=False)
+    held_after = models.BigIntegerField(editable=False)
+
+    class Meta:
+        db_table = "transfers_heldchange"
+        indexes = [
+            # The wallet's held amount at an instant: one backward seek, held_after read from the
+            # index (a last key column rather than INCLUDE, which the migration linter misreads).
+            models.Index(
+                fields=["wallet", "changed_at", "id", "held_after"], name="heldchange_wallet_at_idx"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.wallet_id} held {self.held_after} at {self.changed_at}"

@@ -23,6 +23,22 @@ chain (one's closing balance is the next one's opening). Where they did not, an 
 stamped within the skew of a boundary is listed on the side its place in the chain puts
 it, and a statement whose ends the skew reverses is empty (its closing entry is never
 before its opening one), so two neighbours may then not chain exactly.
+
+Held money over time
+--------------------
+A wallet's `held` changes only by an UPDATE of its row (a hold created, captured, voided
+or expired: transfers.statements), and a trigger records each change in
+transfers_heldchange (transfers.models.HeldChange) in the same statement, under the
+wallet's row lock: the new amount, stamped with the wallet's new `updated_at`. That stamp
+is the application's clock for the change, the very instant the hold's `created_at` or
+`finished_at` and a capture's ledger entries record, not the database's clock: the
+balance and the held amount at one instant are then read on one clock, and at a
+capture's instant its entry counts and its hold no longer does. The held amount at an
+instant is the wallet's last change stamped at or before it, ties by id (one backward
+seek of heldchange_wallet_at_idx), 0 before its first; now, the wallet's `held`. Its
+rows follow the wallet's lock order like its entries, with the same caveat on clocks
+that disagree. Changes made before the history existed were filled in from the holds'
+own stamps (transfers.0013), so a past instant reads what it read before.
 """
 
 from __future__ import annotations
@@ -57,9 +73,14 @@ _LAST = (
     "SELECT id, balance_after FROM transfers_ledgerentry WHERE wallet_id = ANY(ARRAY[w.id])"
     " ORDER BY wallet_id, id DESC LIMIT 1"
 )
+# The wallet's held amount at an instant: its last change of held stamped at or before it.
+_HELD_AT = (
+    "SELECT c.held_after FROM transfers_heldchange c WHERE c.wallet_id = w.id AND c.changed_at <= %(at)s"
+    " ORDER BY c.changed_at DESC, c.id DESC LIMIT 1"
+)
 _BALANCE_SQL = (_SQL / "balance_at.sql").read_text()
-BALANCE_AT_SQL = _BALANCE_SQL.format(entry=_LAST_STAMPED.format(op="<=", at="at"))
-BALANCE_NOW_SQL = _BALANCE_SQL.format(entry=_LAST)
+BALANCE_AT_SQL = _BALANCE_SQL.format(entry=_LAST_STAMPED.format(op="<=", at="at"), held=_HELD_AT)
+BALANCE_NOW_SQL = _BALANCE_SQL.format(entry=_LAST, held="w.held")
 _SUMMARY_SQL = (_SQL / "statement_summary.sql").read_text()
 STATEMENT_SUMMARY_SQL = _SUMMARY_SQL.format(closing=_LAST_STAMPED.format(op="<", at="to"))
 STATEMENT_SUMMARY_NOW_SQL = _SUMMARY_SQL.format(closing=_LAST)
@@ -110,8 +131,8 @@ def balance_at(*, wallet_id: UUID, owner_id: int, at: datetime | None = None) ->
     Now, or an instant in the future, is answered with the wallet's last entry and pending
     holds (the result's `at` says now): entries that will be stamped before a future
     instant do not exist yet. An instant before the wallet's first entry has a balance of
-    0. Cost: one index seek for the balance, whatever the wallet's history; the held
-    amount reads the wallet's holds created before `at`.
+    0. Cost: one index seek for the balance and one for the held amount, whatever the
+    wallet's history (module docstring, "Held money over time").
     WalletNotFound unless the caller owns this user wallet.
     """
     now = timezone.now()

@@ -24,7 +24,7 @@ WITH target AS (
       FROM wallets_wallet w
      WHERE w.id = :'wallet'::uuid AND w.kind = 'user'
 ), resynced AS (
-    UPDATE wallets_wallet w SET held = t.pending
+    UPDATE wallets_wallet w SET held = t.pending, updated_at = now()  -- the history of held's stamp
       FROM target t
      WHERE w.id = t.id
     RETURNING w.id, w.currency, t.old_held, w.held AS new_held

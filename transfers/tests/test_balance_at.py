@@ -2,6 +2,8 @@
 
 The balance is balance_after of the wallet's last entry stamped at or before the instant
 (transfers.reports): one seek of entry_wallet_created_idx, whatever the wallet's history.
+The held amount is held_after of the wallet's last change of held stamped at or before it:
+one seek of heldchange_wallet_at_idx.
 """
 
 from __future__ import annotations
@@ -273,3 +275,59 @@ def test_now_is_one_seek_to_the_wallets_last_entry(make_user, make_wallet, plan_
     (scan,) = [n for n in nodes if n.get("Relation Name") == "transfers_ledgerentry"]
     assert (scan["Index Name"], scan["Actual Rows"]) == ("entry_wallet_id_idx", 1)
     assert not [n for n in nodes if "Sort" in n["Node Type"]]
+
+
+def _bulk_held_changes(wallet, count: int) -> None:
+    """`count` changes of the wallet's held amount, one a second from START, written to the
+    history directly: the plan is what is tested, not the trigger (test_held_history)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO transfers_heldchange (wallet_id, changed_at, held_after)"
+            " SELECT %s, %s + make_interval(secs => n), n FROM generate_series(1, %s) AS n",
+            [wallet.id, START, count],
+        )
+
+
+@pytest.mark.parametrize("where", ["before", "first", "middle", "last"])
+def test_the_held_amount_is_one_index_seek_on_a_long_history(make_user, make_wallet, where):
+    user, other = make_user(), make_user()
+    wallet = make_wallet(user)
+    _bulk_held_changes(make_wallet(other), 1500)
+    _bulk_held_changes(wallet, 3000)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE transfers_heldchange")
+    seconds = {"before": 0.5, "first": 1, "middle": 1500.5, "last": 3000}[where]
+    at = START + timedelta(seconds=seconds)
+
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        params = {"wallet": wallet.id, "owner": user.id, "at": at}
+        cursor.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {reports.BALANCE_AT_SQL}", params)
+        (raw,) = cursor.fetchone()
+    plan = (json.loads(raw) if isinstance(raw, str) else raw)[0]["Plan"]
+
+    (scan,) = [n for n in _plan_nodes(plan) if n.get("Relation Name") == "transfers_heldchange"]
+    assert scan["Node Type"] in ("Index Only Scan", "Index Scan")
+    assert scan["Index Name"] == "heldchange_wallet_at_idx"
+    assert scan["Scan Direction"] == "Backward"
+    assert scan["Actual Rows"] <= 1  # one row read, not the wallet's 3,000
+    found = reports.balance_at(wallet_id=wallet.id, owner_id=user.id, at=at)
+    assert found.held == {"before": 0, "first": 1, "middle": 1500, "last": 3000}[where]
+
+
+def test_the_held_amount_is_one_seek_in_a_generic_plan(make_user, make_wallet):
+    user = make_user()
+    wallet = make_wallet(user)
+    _bulk_held_changes(wallet, 3000)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE transfers_heldchange")
+    params = {"wallet": wallet.id, "owner": user.id, "at": START + timedelta(seconds=2000)}
+
+    plan = generic_plan(reports.BALANCE_AT_SQL, params)
+
+    (scan,) = [n for n in _plan_nodes(plan) if n.get("Relation Name") == "transfers_heldchange"]
+    assert (scan["Index Name"], scan["Scan Direction"], scan["Actual Rows"]) == (
+        "heldchange_wallet_at_idx",
+        "Backward",
+        1,
+    )

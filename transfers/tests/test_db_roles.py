@@ -29,8 +29,9 @@ from django.db import connection, transaction
 from psycopg import sql
 
 from audit.models import AuditEvent
+from transfers.holds import hold_create
 from transfers.ledger_chain import ledger_checkpoint_create
-from transfers.models import LedgerEntry, Transfer
+from transfers.models import HeldChange, Hold, LedgerEntry, Transfer
 from wallets.models import Wallet
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -40,6 +41,7 @@ APPEND_ONLY = (
     "transfers_ledgerentry",
     "transfers_ledgercheckpoint",
     "transfers_ledgercheckpointwallet",
+    "transfers_heldchange",
     "audit_auditevent",
 )
 INSUFFICIENT_PRIVILEGE = "42501"
@@ -145,9 +147,11 @@ def roles(role_names, run_setup, monkeypatch) -> Roles:
 
 @pytest.fixture
 def ledger(make_user, make_wallet) -> Wallet:
-    """A user wallet with one committed deposit: a transfer, two entries, a ledger checkpoint
-    and an audit event at least."""
-    wallet = make_wallet(make_user(), balance=1_000)
+    """A user wallet with one committed deposit and a pending hold of 100: a transfer, two
+    entries, a ledger checkpoint, a change of held and an audit event at least."""
+    user = make_user()
+    wallet = make_wallet(user, balance=1_000)
+    hold_create(wallet_id=wallet.id, owner_id=user.id, amount=100)
     ledger_checkpoint_create()
     if not AuditEvent.objects.exists():
         AuditEvent.objects.create(action=AuditEvent.Action.LOGIN_FAILED, actor_label="probe")
@@ -213,6 +217,26 @@ def test_app_role_reads_and_appends_to_the_ledger(roles, ledger):
     assert ledger.balance == 1_500
     assert Transfer.objects.filter(id=transfer_id).exists()
     assert LedgerEntry.objects.filter(transfer_id=transfer_id).count() == 2
+
+
+def test_app_role_changing_held_appends_to_its_history(roles, ledger):
+    """The history's trigger runs as the role that changes `held`: INSERT is all it needs."""
+    hold_id = uuid.uuid4()
+    with roles.connect(roles.app) as conn, conn.transaction():
+        conn.execute(
+            "INSERT INTO transfers_hold (id, wallet_id, amount, captured_amount, currency, status,"
+            " expires_at, description, created_by_id, created_at)"
+            " VALUES (%s, %s, 50, 0, %s, 'pending', now() + interval '1 hour', '', %s, now())",
+            [hold_id, ledger.id, ledger.currency, ledger.owner_id],
+        )
+        conn.execute(
+            "UPDATE wallets_wallet SET held = held + 50, updated_at = '2026-11-02T09:00:00Z' WHERE id = %s",
+            [ledger.id],
+        )
+
+    assert Hold.objects.filter(id=hold_id).exists()
+    last = HeldChange.objects.filter(wallet_id=ledger.id).order_by("-id").first()
+    assert (last.held_after, last.changed_at.isoformat()) == (150, "2026-11-02T09:00:00+00:00")
 
 
 def test_app_role_can_still_change_ordinary_tables(roles, ledger):

@@ -157,6 +157,13 @@ REVIEWED_RAW_OPERATIONS: dict[tuple[str, str], str] = {
         "the checkpoint tables' append-only triggers (tables created in the same migration). "
         "Reverse SQL drops them and restores the plain append-only trigger."
     ),
+    ("transfers", "0013_held_history"): (
+        "Creates the held-history trigger on wallets_wallet and the append-only trigger on "
+        "transfers_heldchange (a table created in the same migration): SHARE ROW EXCLUSIVE, no "
+        "scan. The lock on wallets_wallet lasts until commit, so hold changes wait while the "
+        "history of existing wallets is filled from transfers_hold (one scan of the holds); "
+        "lock_timeout bounds the wait for the lock. Reverse SQL drops the triggers and function."
+    ),
     ("audit", "0002_append_only"): (
         "One CREATE TRIGGER on audit_auditevent: SHARE ROW EXCLUSIVE for an instant, no scan. "
         "Reverse SQL drops it."

@@ -2,10 +2,12 @@
 
 The owner role owns the schema's tables, sequences and functions; `migrate` runs as
 it. The application role may read and write ordinary tables but may only SELECT and
-INSERT the ledger (transfers, ledger entries, ledger checkpoints) and the audit trail: no UPDATE, DELETE
-or TRUNCATE. The append-only triggers of transfers/0003 already refuse UPDATE and
-DELETE for everyone; these grants are a second, independent layer, and the only one
-that stops TRUNCATE (row triggers never fire for it).
+INSERT the ledger (transfers, ledger entries, ledger checkpoints, the history of held
+amounts, which the wallets' trigger writes with the privileges of the role changing
+`held`) and the audit trail: no UPDATE, DELETE or TRUNCATE. The append-only triggers
+(transfers/0003, 0011, 0013) already refuse UPDATE and DELETE for everyone; these grants
+are a second, independent layer, and the only one that stops TRUNCATE (row triggers
+never fire for it).
 
 Every statement is idempotent and convergent (re-running repairs drift), and all of
 them run in one transaction. Run it as a superuser (or a role that can create roles
@@ -33,6 +35,7 @@ APPEND_ONLY_TABLES = (
     "transfers_ledgerentry",
     "transfers_ledgercheckpoint",
     "transfers_ledgercheckpointwallet",
+    "transfers_heldchange",
     "audit_auditevent",
 )
 # Tables the application only reads (it never migrates).
