@@ -32,14 +32,17 @@ def people(make_user, make_wallet):
 )
 def test_postgresql_refuses_to_change_or_delete_an_event(people, sql):
     event = Event.objects.order_by("-sequence").first()
-    with pytest.raises((IntegrityError, InternalError), match="events_event is append-only"):
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(sql, [event.sequence])
+    with (
+        pytest.raises((IntegrityError, InternalError), match="events_event is append-only"),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
+        cursor.execute(sql, [event.sequence])
     assert Event.objects.get(pk=event.pk).data == event.data
 
 
 def test_a_rolled_back_movement_leaves_no_event(people):
-    alice, bob, a, b = people
+    alice, _bob, a, b = people
     events, transfers = Event.objects.count(), Transfer.objects.count()
 
     class Abort(Exception):

@@ -76,7 +76,7 @@ def test_a_deposit_event_carries_the_deposit_answer_byte_for_byte_in_meaning(peo
 
 
 def test_the_event_is_written_by_the_movements_one_statement(people):
-    alice, bob, a, b = people
+    alice, _bob, a, b = people
     before = last_sequence()
     with CaptureQueriesContext(connection) as queries:
         services.transfer_create(
