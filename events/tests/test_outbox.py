@@ -10,6 +10,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
+from psycopg.types.json import Jsonb
 
 from conftest import idem
 from events.models import Event
@@ -180,3 +181,30 @@ def test_wallet_status_changes_have_their_events(people, make_user):
     assert {(e.type, e.wallet_id, e.owner_id) for e in events} == {(T.WALLET_STATUS_CHANGED, a.id, alice.id)}
     assert [e.data["status"] for e in events] == ["frozen", "active", "under_review", "active", "closed"]
     assert events[-1].data["id"] == str(a.id)
+
+
+def test_a_transfers_statement_with_its_events_stays_within_psycopgs_cached_parameters(
+    people, api_client, monkeypatch
+):
+    from transfers import statements
+
+    alice, _bob, a, b = people
+    seen = []
+    original = statements.statement
+
+    def spy(*args, **kwargs):
+        text, params = original(*args, **kwargs)
+        seen.append((text, params))
+        return text, params
+
+    monkeypatch.setattr(statements, "statement", spy)
+    body = {"source_wallet_id": str(a.id), "destination_wallet_id": str(b.id), "amount": 5}
+    response = api_client(alice).post("/api/v1/transfers", body, format="json", **idem())
+    assert response.status_code == 201
+
+    [(text, params)] = seen
+    assert text.count("INSERT INTO events_event") == 1  # both events: one INSERT of two rows
+    documents = [v for v in params.values() if isinstance(v, Jsonb) and v.obj == response.content]
+    assert len(documents) == 1  # the answer's bytes, bound once for both parties' events
+    # psycopg caches the conversion of a statement's text up to 50 parameters (and 4 KiB).
+    assert len(params) <= 50 and len(text) <= 4096, (len(params), len(text))
