@@ -130,7 +130,10 @@ class StrictDateTimeField(serializers.DateTimeField):
     def to_internal_value(self, value: Any) -> Any:
         if not isinstance(value, str):
             self.fail("invalid", format="ISO 8601")
-        parsed = parse_datetime(value.strip()) if value.strip() else None
+        try:
+            parsed = parse_datetime(value.strip()) if value.strip() else None
+        except ValueError:  # well formed but no such time (month 13): DRF's parse says "invalid"
+            parsed = None
         if parsed is not None and parsed.tzinfo is None:
             self.fail("naive")
         return super().to_internal_value(value)

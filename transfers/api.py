@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import json
 
-from django.http import HttpResponse
+from django.http import HttpResponse, StreamingHttpResponse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
-from rest_framework import viewsets
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import generics, viewsets
 from rest_framework.decorators import action
+from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -28,7 +29,7 @@ from foundation.ratelimits import Quotas, UserQuota
 from foundation.routing import UUID_PATTERN, parse_uuid
 from foundation.tracing import movement_span
 from foundation.views import OneRoundTripMixin
-from transfers import selectors
+from transfers import reports, selectors
 from transfers.holds import HoldCreate, capture_movement, hold_expiry, void_command
 from transfers.idempotency import (
     CREATED,
@@ -43,21 +44,30 @@ from transfers.idempotency import (
 from transfers.models import Transfer
 from transfers.quotas import MoneyQuota, WalletOutgoingQuota
 from transfers.serializers import (
+    BalanceAtFilterSerializer,
+    BalanceAtSerializer,
     HistoryFilterSerializer,
     HoldCaptureSerializer,
     HoldCreateSerializer,
     HoldFilterSerializer,
     HoldSerializer,
     HoldVoidSerializer,
+    IdempotencyKeySerializer,
     LedgerEntrySerializer,
     MovementResultSerializer,
     MovementSerializer,
     RefundCreateSerializer,
+    StatementFilterSerializer,
+    StatementSerializer,
     TransferCreateSerializer,
     TransferFilterSerializer,
     TransferSerializer,
+    balance_at_data,
     entry_data,
     hold_data,
+    idempotency_key_data,
+    statement_csv,
+    statement_data,
     transfer_data,
 )
 from transfers.services import Movement, refund_movement
@@ -397,12 +407,94 @@ class HistoryPagination(KeysetPagination):
     ordering_prefix = ("wallet_id",)
 
 
+class StatementPagination(KeysetPagination):
+    # Oldest first. ORDER BY wallet_id DESC, id: entry_wallet_id_idx (wallet_id, id DESC) read
+    # backwards, as HistoryPagination reads it forwards (transfers.reports.statement_entries).
+    ordering = "id"
+    ordering_prefix = ("-wallet_id",)
+
+
+class StatementCSVRenderer(BaseRenderer):
+    """Lets content negotiation pick CSV for a statement (`Accept: text/csv` or
+    `?format=csv`); the view then streams the body itself (statement_csv_response)."""
+
+    media_type = "text/csv"
+    format = "csv"
+    charset = "utf-8"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None) -> bytes:
+        raise NotImplementedError("statements are streamed by the view, not rendered")
+
+
+CSV_DESCRIPTION = (
+    "The whole period, streamed (`Accept: text/csv` or `?format=csv`; `cursor` and `limit` do not "
+    "apply). CSV with a header row and LF line ends; columns `record,entry_id,created_at,type,amount,"
+    "balance_after,currency,transfer_id,reference,description`. The first record is `opening` "
+    "(`created_at` = from, empty if none was given; `balance_after` = the opening balance), then one "
+    "`entry` per ledger entry, oldest first, then `closing` (`created_at` = to; `balance_after` = the "
+    "closing balance). Times are UTC with microseconds (`2026-12-02T09:00:00.000000Z`); amounts and "
+    "balances are integers in minor units. A reference or description starting with = + - @ or a "
+    "tab is prefixed with ' so spreadsheets do not run it. The figures are also in the headers "
+    "Statement-Opening-Balance, Statement-Closing-Balance, Statement-Total-In, Statement-Total-Out, "
+    "Statement-Count, Statement-Currency and Statement-Exponent."
+)
+STATEMENT_PARAMETERS = [
+    StatementFilterSerializer,
+    OpenApiParameter(
+        "format",
+        str,
+        enum=["json", "csv"],
+        description="`csv`: the whole period as CSV, like `Accept: text/csv`. Default: JSON.",
+    ),
+    OpenApiParameter(
+        "cursor",
+        str,
+        description="JSON pages: opaque, from a page's `next` or `previous` link. Any other value is a 400.",
+    ),
+    OpenApiParameter(
+        "limit",
+        {"type": "integer", "minimum": 1, "default": KeysetPagination.page_size},
+        description=(
+            f"JSON pages: entries per page, 1-{KeysetPagination.max_page_size} (default "
+            f"{KeysetPagination.page_size}); larger values are served as {KeysetPagination.max_page_size}."
+        ),
+    ),
+]
+STATEMENT_HEADERS = (
+    ("Statement-Opening-Balance", "opening_balance"),
+    ("Statement-Closing-Balance", "closing_balance"),
+    ("Statement-Total-In", "total_in"),
+    ("Statement-Total-Out", "total_out"),
+    ("Statement-Count", "count"),
+    ("Statement-Currency", "currency"),
+    ("Statement-Exponent", "exponent"),
+)
+
+
+def statement_csv_response(statement: reports.Statement) -> StreamingHttpResponse:
+    """The statement as CSV, streamed chunk by chunk (constant memory: statement_csv)."""
+    response = StreamingHttpResponse(statement_csv(statement), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="statement-{statement.wallet_id}.csv"'
+    for header, attribute in STATEMENT_HEADERS:
+        response[header] = str(getattr(statement, attribute))
+    return response
+
+
 class WalletMoneyViewSet(OneRoundTripMixin, viewsets.GenericViewSet):
     """/wallets/{id}/deposits, /withdrawals and /transactions: a wallet's money, served by the
     app that moves it (the wallet itself is wallets.api.WalletViewSet)."""
 
     serializer_class = LedgerEntrySerializer
     lookup_value_regex = UUID_PATTERN
+
+    def finalize_response(self, request: Request, response: HttpResponse, *args, **kwargs) -> HttpResponse:
+        # Only a statement's body is ever CSV, and the view streams it itself. Anything else
+        # answered where CSV was negotiated (OPTIONS' metadata) is JSON.
+        if isinstance(response, Response) and isinstance(
+            getattr(request, "accepted_renderer", None), StatementCSVRenderer
+        ):
+            request.accepted_renderer, request.accepted_media_type = JSONRenderer(), JSONRenderer.media_type
+        return super().finalize_response(request, response, *args, **kwargs)
 
     def get_throttles(self) -> list:
         if self.action == "deposits":
@@ -427,6 +519,66 @@ class WalletMoneyViewSet(OneRoundTripMixin, viewsets.GenericViewSet):
             page = self.paginate_queryset(entries)
             data = [entry_data(entry) for entry in page]
         return self.get_paginated_response(data)
+
+    @extend_schema(
+        parameters=[BalanceAtFilterSerializer],
+        responses={200: BalanceAtSerializer, **problem_responses({404: NOT_FOUND_WALLET})},
+        description=(
+            "The wallet's balance and held amount at an instant, from the ledger: the balance after the "
+            "wallet's last entry stamped at or before `at`, and the holds pending then. Before the first "
+            "entry: 0. A future `at` is answered as of now."
+        ),
+    )
+    @action(detail=True, methods=["get"], url_path="balance")
+    def balance(self, request: Request, pk: str) -> Response:
+        filters = BalanceAtFilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        found = reports.balance_at(
+            wallet_id=parse_uuid(pk), owner_id=request.user.id, at=filters.validated_data.get("at")
+        )
+        return Response(balance_at_data(found))
+
+    @extend_schema(
+        parameters=STATEMENT_PARAMETERS,
+        responses={
+            (200, "application/json"): StatementSerializer,
+            (200, "text/csv"): OpenApiResponse(response=OpenApiTypes.STR, description=CSV_DESCRIPTION),
+            **problem_responses({404: NOT_FOUND_WALLET}),
+        },
+        description=(
+            "The wallet's statement for the period [from, to): opening and closing balance, total in, "
+            "total out and count, in minor units of the wallet's currency (with its exponent), and the "
+            "period's entries, oldest first, a page at a time. opening_balance + total_in - total_out = "
+            "closing_balance. As CSV, the whole period in one streamed download."
+        ),
+    )
+    @action(
+        detail=True,
+        methods=["get"],
+        url_path="statement",
+        pagination_class=StatementPagination,
+        renderer_classes=[JSONRenderer, StatementCSVRenderer],
+    )
+    def statement(self, request: Request, pk: str) -> HttpResponse:
+        filters = StatementFilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        statement = reports.statement_get(
+            wallet_id=parse_uuid(pk),
+            owner_id=request.user.id,
+            period_from=filters.validated_data.get("from"),
+            period_to=filters.validated_data.get("to"),
+        )
+        if request.accepted_renderer.format == StatementCSVRenderer.format:
+            return statement_csv_response(statement)
+        page = self.paginate_queryset(reports.statement_entries(statement))
+        return Response(
+            {
+                **statement_data(statement),
+                "next": self.paginator.get_next_link(),
+                "previous": self.paginator.get_previous_link(),
+                "results": [entry_data(entry) for entry in page],
+            }
+        )
 
     @movement_schema(
         name="deposit", example={"amount": 2500, "description": "top-up"}, reference="topup-2024-0001"
@@ -503,3 +655,35 @@ class WalletMoneyViewSet(OneRoundTripMixin, viewsets.GenericViewSet):
             description=data["description"],
         )
         return money_response(request, key, movement)
+
+
+IDEMPOTENCY_KEY_PATH_PARAMETER = OpenApiParameter(
+    name="key",
+    type={"type": "string", "minLength": 1, "maxLength": 255, "pattern": KEY_PATTERN.pattern},
+    location=OpenApiParameter.PATH,
+    description="The Idempotency-Key you sent, percent-encoded (1-255 printable ASCII characters).",
+)
+
+
+class IdempotencyKeyView(OneRoundTripMixin, generics.GenericAPIView):
+    """/idempotency-keys/{key}: what became of your request with this Idempotency-Key."""
+
+    serializer_class = IdempotencyKeySerializer
+
+    @extend_schema(
+        parameters=[IDEMPOTENCY_KEY_PATH_PARAMETER],
+        responses={
+            200: IdempotencyKeySerializer,
+            **problem_responses({400: "`idempotency_key_invalid`: not 1-255 printable ASCII characters."}),
+        },
+        description=(
+            "Whether your money request sent with this Idempotency-Key completed (with its stored status "
+            "and a link to the transfer or hold), is still in progress, or is unknown. A client whose "
+            "connection dropped learns the outcome without sending the request again. A key of another "
+            "user's is `unknown`, exactly like a key never used."
+        ),
+        operation_id="v1_idempotency_keys_retrieve",
+    )
+    def get(self, request: Request, key: str) -> Response:
+        found = reports.idempotency_key_lookup(user_id=request.user.id, key=validate_key(key))
+        return Response(idempotency_key_data(found))

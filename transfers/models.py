@@ -133,6 +133,10 @@ class LedgerEntry(models.Model):
     amount = models.BigIntegerField()
     balance_after = models.BigIntegerField(null=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
+    # SHA-256 of the wallet's previous entry_hash and this entry's fields (transfers.
+    # ledger_chain, docs/ledger.md). NULL on system and adjustment wallets' legs, and on
+    # entries from before the chain until `manage.py ledger_chain_backfill` links them.
+    entry_hash = models.BinaryField(null=True, blank=True, editable=False)
 
     class Meta:
         db_table = "transfers_ledgerentry"
@@ -140,6 +144,13 @@ class LedgerEntry(models.Model):
         indexes = [
             # History pages (newest first, keyset on id) and the running-balance check.
             models.Index(fields=["wallet", "-id"], name="entry_wallet_id_idx"),
+            # Balance at an instant (transfers.reports): one seek to the wallet's last entry
+            # stamped at or before it, balance_after read from the index itself.
+            models.Index(
+                fields=["wallet", "created_at", "id"],
+                include=["balance_after"],
+                name="entry_wallet_created_idx",
+            ),
         ]
         constraints = [
             models.CheckConstraint(condition=~Q(amount=0), name="entry_amount_non_zero"),
@@ -359,6 +370,7 @@ class Discrepancy(models.Model):
         HOLD_CAPTURE_MISMATCH = "hold_capture_mismatch", "Captured hold does not match its capture transfer"
         REFUNDS_EXCEED_ORIGINAL = "refunds_exceed_original", "Refunds return more than their original moved"
         REFUND_MISDIRECTED = "refund_misdirected", "Refund does not go back the way its original came"
+        CHAIN_BROKEN = "chain_broken", "Entry or head hash does not match the recomputed chain"
 
     id = models.BigAutoField(primary_key=True)
     run = models.ForeignKey(ReconciliationRun, on_delete=models.CASCADE, related_name="discrepancies")
@@ -382,3 +394,58 @@ class Discrepancy(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind}: expected {self.expected}, actual {self.actual}"
+
+
+class LedgerCheckpoint(models.Model):
+    """A daily record of user wallets' chain heads, with one root hash over them.
+
+    Each checkpoint lists the wallets whose chain grew since they were last checkpointed
+    (LedgerCheckpointWallet), read in one REPEATABLE READ snapshot. `root_hash` is
+    SHA-256 of the previous checkpoint's root and the sorted list (docs/ledger.md); it is
+    logged and exported as a metric, so a copy lives outside the database. Append-only.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    # The checkpoint before this one (NULL: the first); one checkpoint follows each.
+    previous = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    wallet_count = models.PositiveIntegerField(default=0)
+    root_hash = models.BinaryField(editable=False)
+
+    class Meta:
+        db_table = "transfers_ledgercheckpoint"
+        constraints = [
+            # One checkpoint follows each, and there is one first (NULLs count as equal).
+            models.UniqueConstraint(
+                fields=["previous"], name="checkpoint_one_successor", nulls_distinct=False
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"ledger checkpoint #{self.id}"
+
+
+class LedgerCheckpointWallet(models.Model):
+    """One wallet's chain head at a checkpoint: its entry count, head hash and last entry."""
+
+    id = models.BigAutoField(primary_key=True)
+    checkpoint = models.ForeignKey(LedgerCheckpoint, on_delete=models.PROTECT, related_name="wallets")
+    wallet = models.ForeignKey("wallets.Wallet", on_delete=models.PROTECT, related_name="+", db_index=False)
+    entry_count = models.BigIntegerField()
+    head_hash = models.BinaryField(editable=False)
+    last_entry_id = models.BigIntegerField()
+
+    class Meta:
+        db_table = "transfers_ledgercheckpointwallet"
+        indexes = [
+            # A wallet's checkpointed heads (verification; "already checkpointed at this count?").
+            models.Index(fields=["wallet", "entry_count"], name="checkpoint_wallet_count_idx"),
+        ]
+        constraints = [
+            models.UniqueConstraint(fields=["checkpoint", "wallet"], name="checkpoint_wallet_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.wallet_id} at {self.entry_count} (checkpoint #{self.checkpoint_id})"

@@ -41,6 +41,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from foundation.metrics import registry as metrics
+from transfers.ledger_chain import chain_discrepancies
 from transfers.models import Discrepancy, ReconciliationRun, Transfer
 from wallets.models import Wallet
 from wallets.services import wallets_mark_reconciled
@@ -399,7 +400,12 @@ def reconciliation_run(
     refunded_originals: set[UUID] = set()
     try:
         for ids in _batches(wallets, batch_size):
-            found = _check_wallets(run, ids)
+            # Stored rows against each other, then the hash chains (the entries against
+            # their own history): a frequent run reads only what came after the latest
+            # checkpoint, the full one walks every chain.
+            found = _check_wallets(run, ids) + chain_discrepancies(
+                run=run, wallet_ids=ids, full=scope == ReconciliationRun.Scope.FULL
+            )
             run.wallets_checked += len(ids)
             _save_found(run, found)
             findings: dict[UUID, list[str]] = {}

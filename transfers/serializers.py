@@ -1,3 +1,9 @@
+import csv
+import io
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
 from django.conf import settings
 from rest_framework import serializers
 from rest_framework.renderers import JSONRenderer
@@ -13,7 +19,8 @@ from foundation.serializers import (
     StrictUUIDField,
 )
 from transfers.holds import PreparedHoldChange
-from transfers.models import Hold, LedgerEntry, Transfer
+from transfers.models import Hold, IdempotencyRecord, LedgerEntry, Transfer
+from transfers.reports import BalanceAt, IdempotencyKeyLookup, Statement, statement_csv_chunks
 from transfers.services import PreparedMovement
 from wallets.serializers import WalletSerializer, wallet_data
 
@@ -162,6 +169,104 @@ class TransferFilterSerializer(QueryFilterSerializer):
     wallet = StrictUUIDField(required=False)
 
 
+# --- balances at an instant, statements, idempotency keys (transfers.reports) --------------
+
+
+class BalanceAtFilterSerializer(QueryFilterSerializer):
+    at = StrictDateTimeField(
+        required=False,
+        help_text="The instant (ISO 8601 with offset); default: now. A future instant is answered as of now.",
+    )
+
+
+class StatementFilterSerializer(QueryFilterSerializer):
+    """`from` and `to` (a Python keyword, so the fields are named in get_fields)."""
+
+    def get_fields(self) -> dict:
+        return {
+            "from": StrictDateTimeField(
+                required=False,
+                help_text="Start of the period, included (ISO 8601 with offset); default: the first entry.",
+            ),
+            "to": StrictDateTimeField(
+                required=False,
+                help_text="End of the period, excluded (ISO 8601 with offset); default and latest: now.",
+            ),
+        }
+
+    def validate(self, attrs: dict) -> dict:
+        start, end = attrs.get("from"), attrs.get("to")
+        if start is not None and end is not None and start >= end:
+            raise serializers.ValidationError({"to": ["Must be after from."]})
+        return attrs
+
+
+class BalanceAtSerializer(serializers.Serializer):
+    wallet_id = serializers.UUIDField()
+    at = serializers.DateTimeField(help_text="The instant answered for (now, if a future one was asked).")
+    currency = serializers.CharField()
+    exponent = serializers.IntegerField(help_text="The currency's minor-unit digits (ISO 4217): 2 for USD.")
+    balance = serializers.IntegerField(help_text="Minor units, from the ledger at that instant.")
+    held = serializers.IntegerField(help_text="Minor units reserved by the holds pending at that instant.")
+    available = serializers.IntegerField(help_text="balance - held.")
+    entry_id = serializers.IntegerField(
+        allow_null=True, help_text="The last ledger entry the balance counts; null before the first."
+    )
+
+
+class StatementSerializer(serializers.Serializer):
+    """A statement page: the period's figures (the same on every page) and a page of entries."""
+
+    def get_fields(self) -> dict:
+        return {
+            "wallet_id": serializers.UUIDField(),
+            "currency": serializers.CharField(),
+            "exponent": serializers.IntegerField(help_text="The currency's minor-unit digits (ISO 4217)."),
+            "from": serializers.DateTimeField(
+                allow_null=True, help_text="Start of the period (included); null: the wallet's first entry."
+            ),
+            "to": serializers.DateTimeField(help_text="End of the period (excluded); at most now."),
+            "opening_balance": serializers.IntegerField(help_text="Minor units, just before `from`."),
+            "closing_balance": serializers.IntegerField(
+                help_text="Minor units, just before `to`: opening_balance + total_in - total_out."
+            ),
+            "total_in": serializers.IntegerField(help_text="Sum of the period's credits (minor units)."),
+            "total_out": serializers.IntegerField(help_text="Sum of the period's debits (positive)."),
+            "count": serializers.IntegerField(help_text="Entries in the period."),
+            "next": serializers.URLField(allow_null=True),
+            "previous": serializers.URLField(allow_null=True),
+            "results": LedgerEntrySerializer(many=True, help_text="Entries, oldest first."),
+        }
+
+
+class IdempotencyResourceSerializer(serializers.Serializer):
+    type = serializers.ChoiceField(choices=["transfer", "hold"])
+    id = serializers.UUIDField()
+    href = serializers.CharField(help_text="Its path in this API.")
+
+
+class IdempotencyKeySerializer(serializers.Serializer):
+    key = serializers.CharField()
+    status = serializers.ChoiceField(
+        choices=["completed", "in_progress", "unknown"],
+        help_text=(
+            "`completed`: the request finished and its answer is stored (a retry with the key replays it). "
+            "`in_progress`: a request with this key has not finished yet. `unknown`: no request of yours "
+            "with this key is known (never sent, rolled back, or past its retention): retrying is safe."
+        ),
+    )
+    response_status = serializers.IntegerField(
+        allow_null=True, help_text="The stored answer's HTTP status (`completed` only)."
+    )
+    resource = IdempotencyResourceSerializer(
+        allow_null=True, help_text="What the request made or changed (a successful `completed` only)."
+    )
+    created_at = serializers.DateTimeField(allow_null=True)
+    expires_at = serializers.DateTimeField(
+        allow_null=True, help_text="When the stored answer may be deleted (IDEMPOTENCY_KEY_TTL_HOURS on)."
+    )
+
+
 # The API renders its answers from these plain dicts: a ModelSerializer rebuilds its fields
 # for every instance, which cost more than the rest of a read. The serializers above
 # describe the same shapes for the OpenAPI document; tests/test_serializers.py holds
@@ -239,3 +344,100 @@ def response_body(prepared: PreparedMovement | PreparedHoldChange) -> bytes:
     if prepared.movement.kind in (Transfer.Kind.TRANSFER, Transfer.Kind.REFUND):
         return render_json(transfer)
     return render_json({"transfer": transfer, "wallet": wallet_data(prepared.own_wallet)})
+
+
+def balance_at_data(found: BalanceAt) -> dict:
+    """A balance at an instant as the API shows it (BalanceAtSerializer)."""
+    return {
+        "wallet_id": found.wallet_id,
+        "at": found.at,
+        "currency": found.currency,
+        "exponent": found.exponent,
+        "balance": found.balance,
+        "held": found.held,
+        "available": found.available,
+        "entry_id": found.entry_id,
+    }
+
+
+def statement_data(statement: Statement) -> dict:
+    """A statement's figures as the API shows them (StatementSerializer, without the page)."""
+    return {
+        "wallet_id": statement.wallet_id,
+        "currency": statement.currency,
+        "exponent": statement.exponent,
+        "from": statement.period_from,
+        "to": statement.period_to,
+        "opening_balance": statement.opening_balance,
+        "closing_balance": statement.closing_balance,
+        "total_in": statement.total_in,
+        "total_out": statement.total_out,
+        "count": statement.count,
+    }
+
+
+def idempotency_key_data(found: IdempotencyKeyLookup) -> dict:
+    """An Idempotency-Key's status as the API shows it (IdempotencyKeySerializer): the same
+    members whatever the status."""
+    record = found.record
+    return {
+        "key": found.key,
+        "status": found.status,
+        "response_status": record.status_code if record is not None else None,
+        "resource": _idempotency_resource(record) if record is not None else None,
+        "created_at": record.created_at if record is not None else None,
+        "expires_at": found.expires_at,
+    }
+
+
+def _idempotency_resource(record: IdempotencyRecord) -> dict | None:
+    """The hold (a hold's creation, capture or void: the stored answer is the hold) or the
+    transfer a successful request made; None for a refusal."""
+    if record.status_code >= 400:
+        return None
+    if "/holds" in record.path:
+        hold_id = json.loads(bytes(record.response_body))["id"]
+        return {"type": "hold", "id": hold_id, "href": f"/api/v1/holds/{hold_id}"}
+    if record.transfer_id is None:
+        return None
+    return {"type": "transfer", "id": record.transfer_id, "href": f"/api/v1/transfers/{record.transfer_id}"}
+
+
+# A statement as CSV (the format: transfers.api.CSV_DESCRIPTION; README "Statements").
+STATEMENT_CSV_COLUMNS = (
+    "record",
+    "entry_id",
+    "created_at",
+    "type",
+    "amount",
+    "balance_after",
+    "currency",
+    "transfer_id",
+    "reference",
+    "description",
+)
+
+
+def statement_csv(statement: Statement) -> Iterator[bytes]:
+    """The statement's CSV, a piece at a time: the header and the opening record, every
+    entry oldest first (written by PostgreSQL: transfers.reports.statement_csv_chunks), the
+    closing record. Memory holds one piece, whatever the period's length."""
+    start = _csv_time(statement.period_from) if statement.period_from is not None else ""
+    yield _csv_lines(
+        STATEMENT_CSV_COLUMNS,
+        ("opening", "", start, "", "", statement.opening_balance, statement.currency, "", "", ""),
+    )
+    yield from statement_csv_chunks(statement)
+    end = _csv_time(statement.period_to)
+    yield _csv_lines(("closing", "", end, "", "", statement.closing_balance, statement.currency, "", "", ""))
+
+
+def _csv_lines(*rows: tuple) -> bytes:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows(rows)
+    return buffer.getvalue().encode()
+
+
+def _csv_time(moment: datetime) -> str:
+    """UTC with microseconds and a Z, as the entries' times are written."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

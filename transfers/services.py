@@ -52,7 +52,7 @@ from audit.models import AuditEvent
 from audit.services import audit_event
 from foundation.clock import utc_day
 from foundation.metrics import registry as metrics
-from transfers import statements
+from transfers import ledger_chain, statements
 from transfers.errors import (
     BalanceLimitExceeded,
     CaptureExceedsHold,
@@ -622,23 +622,19 @@ def _build(
         created_at=now,
     )
     transfer.refunded_amount = 0  # shown by the API; a new transfer has no refunds
-    updates = []
+    held = outgoing = None
     if not source.is_system:
         source.balance -= amount
-        held = None
         if hold is not None:
             source.held -= hold.amount
             held = source.held
-        outgoing = None
         if movement.kind in _LIMITED_KINDS:
             day = utc_day(now)
             source.outgoing_today = source.outgoing_on(day) + amount
             source.outgoing_day = day
             outgoing = (day, source.outgoing_today)
-        updates.append(WalletUpdate(source.id, balance=source.balance, held=held, outgoing=outgoing))
     if not destination.is_system:
         destination.balance += amount
-        updates.append(WalletUpdate(destination.id, balance=destination.balance))
     out_type, in_type = _ENTRY_TYPES[movement.kind]
     entries = (
         LedgerEntry(
@@ -658,6 +654,16 @@ def _build(
             created_at=now,
         ),
     )
+    # Each user leg extends its wallet's hash chain from the head read under the lock.
+    updates = []
+    if not source.is_system:
+        head = ledger_chain.link(source, entries[0])
+        updates.append(
+            WalletUpdate(source.id, balance=source.balance, held=held, outgoing=outgoing, head=head)
+        )
+    if not destination.is_system:
+        head = ledger_chain.link(destination, entries[1])
+        updates.append(WalletUpdate(destination.id, balance=destination.balance, head=head))
     details = {
         "source_wallet_id": str(source.id),
         "destination_wallet_id": str(destination.id),

@@ -1,8 +1,8 @@
 """The money path's write: one PostgreSQL statement of data-modifying CTEs.
 
 Once the wallets are locked, a movement's rows (the transfer, its two legs, the audit
-events, the outbox's events, and whatever the caller adds: the idempotency record), a hold's change and the
-wallets' new state go to the server as one statement instead of one per table, so the
+events, the outbox's events, and whatever the caller adds: the idempotency record), a
+hold's change and the wallets' new state go to the server as one statement instead of one per table, so the
 row locks are held for one round trip. The deferred constraint triggers still check
 everything at COMMIT.
 
@@ -53,7 +53,8 @@ TRANSFERS = Table(
 )  # fmt: skip
 # The primary key is left to the sequence: entry ids order a wallet's history.
 LEDGER_ENTRIES = Table(
-    "transfers_ledgerentry", ("transfer_id", "wallet_id", "type", "amount", "balance_after", "created_at")
+    "transfers_ledgerentry",
+    ("transfer_id", "wallet_id", "type", "amount", "balance_after", "created_at", "entry_hash"),
 )
 HOLDS = Table(
     "transfers_hold",
@@ -103,6 +104,8 @@ class WalletUpdate:
     held: int | None = None
     # (UTC day, total that left the wallet that day): what the daily limit counts.
     outgoing: tuple[date, int] | None = None
+    # (head_hash, entry_count): the wallet's hash chain after its new entry (transfers.ledger_chain).
+    head: tuple[bytes, int] | None = None
 
 
 def statement(
@@ -116,7 +119,7 @@ def statement(
     given), change `updates` (saved instances of CHANGES' models, by primary key) and set
     the `wallets`' new state (with `updated_at`).
 
-    Equal uuid, timestamp, date and integer values share one parameter (a transfer's id,
+    Equal uuid, timestamp, date, integer and bytea values share one parameter (a transfer's id,
     its time, its amount and its wallets each appear several times). Those types are
     stated by the client, so one parameter can serve every column it appears in; strings
     and NULLs, whose type PostgreSQL infers from the column, never share. Sharing keeps a
@@ -160,6 +163,8 @@ def _wallets_update(wallets: Sequence[WalletUpdate], updated_at: datetime, place
         "held": [(w.wallet_id, w.held) for w in wallets if w.held is not None],
         "outgoing_day": [(w.wallet_id, w.outgoing[0]) for w in wallets if w.outgoing is not None],
         "outgoing_today": [(w.wallet_id, w.outgoing[1]) for w in wallets if w.outgoing is not None],
+        "head_hash": [(w.wallet_id, w.head[0]) for w in wallets if w.head is not None],
+        "entry_count": [(w.wallet_id, w.head[1]) for w in wallets if w.head is not None],
     }
     sets = []
     for column, values in columns.items():
@@ -188,8 +193,9 @@ def write(
 
 
 # Types psycopg sends with their PostgreSQL type (uuid, timestamptz, date, an integer type,
-# jsonb: a rendered document two events carry is bound once, its instance being its key).
-_SHARED_TYPES = frozenset({UUID, datetime, date, int, Jsonb})
+# bytea: an entry's hash is also its wallet's new head; jsonb: a rendered document two
+# events carry is bound once, its instance being its key).
+_SHARED_TYPES = frozenset({UUID, datetime, date, int, bytes, Jsonb})
 
 
 def _grouped(rows: Sequence[Model]) -> list[tuple[Table, list[Model]]]:

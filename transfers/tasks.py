@@ -9,6 +9,7 @@ from celery import shared_task
 
 from transfers.holds import holds_expire
 from transfers.idempotency import idempotency_cleanup
+from transfers.ledger_chain import ledger_checkpoint_create
 from transfers.reconciliation import reconciliation_run
 
 
@@ -41,3 +42,15 @@ def cleanup_idempotency_records(older_than_hours: int | None = None) -> int:
 def expire_holds() -> int:
     """Expiring what is already released changes nothing, so repeating is harmless."""
     return holds_expire()
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def ledger_checkpoint() -> dict:
+    """A redelivery records another checkpoint of what changed since this one (usually
+    nothing): harmless. Two at once: one fails on the unique chain of checkpoints."""
+    checkpoint = ledger_checkpoint_create()
+    return {
+        "checkpoint_id": checkpoint.id,
+        "wallets": checkpoint.wallet_count,
+        "root_hash": bytes(checkpoint.root_hash).hex(),
+    }

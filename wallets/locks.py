@@ -24,9 +24,9 @@ from django.db import DEFAULT_DB_ALIAS, connection
 from wallets.models import Wallet
 
 # What the money path reads of a locked wallet: its checks (owner, kind, currency,
-# status, balance, held, limits and today's outgoing total) and the wallet's part of the
-# response. The statements below select exactly these, in this order
-# (wallets/tests/test_locks.py holds them to it).
+# status, balance, held, limits and today's outgoing total), the wallet's part of the
+# response, and the head of its hash chain (the next entry links to it). The statements
+# below select exactly these, in this order (wallets/tests/test_locks.py holds them to it).
 LOCKED_FIELDS = (
     "id",
     "owner_id",
@@ -41,6 +41,8 @@ LOCKED_FIELDS = (
     "outgoing_day",
     "outgoing_today",
     "created_at",
+    "head_hash",
+    "entry_count",
 )
 
 # Each statement first sets, for its transaction, how long it may wait for a lock

@@ -66,6 +66,12 @@ class Wallet(models.Model):
     # its ledger (the first time it found so), cleared by the first run that finds it
     # consistent again. Operators filter on it in the admin (docs/operations.md).
     inconsistent_since = models.DateTimeField(null=True, blank=True, editable=False)
+    # The head of the wallet's hash chain (transfers.ledger_chain, docs/ledger.md): the
+    # entry_hash of its latest entry (NULL: none yet) and how many entries the chain holds.
+    # Kept under the row lock with the balance. NULL entry_count: a wallet from before the
+    # chain, not linked yet (`manage.py ledger_chain_backfill`). User wallets only.
+    head_hash = models.BinaryField(null=True, blank=True, editable=False)
+    entry_count = models.BigIntegerField(null=True, blank=True, default=0, editable=False)
 
     class Meta:
         db_table = "wallets_wallet"

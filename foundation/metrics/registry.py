@@ -128,6 +128,31 @@ RECONCILIATION_RUNS = Counter(
     "Reconciliation runs finished, by scope and status (clean, discrepancies, failed).",
     ["scope", "status"],
 )
+# The latest ledger checkpoint (transfers.ledger_chain): its id, time and root hash, so the
+# root is stored outside the database too. A gauge holds a float, so the 32-byte root is
+# exported as 8 unsigned 32-bit parts (part 0 = the first 4 bytes, big-endian);
+# docs/ledger.md shows how to put them back together. A bounded label set: parts 0-7.
+LEDGER_CHECKPOINT_ID = Gauge(
+    "wallet_ledger_checkpoint_id",
+    "Id of the latest ledger checkpoint.",
+    multiprocess_mode="max",
+)
+LEDGER_CHECKPOINT_TIME = Gauge(
+    "wallet_ledger_checkpoint_timestamp_seconds",
+    "Unix time of the latest ledger checkpoint.",
+    multiprocess_mode="max",
+)
+LEDGER_CHECKPOINT_WALLETS = Gauge(
+    "wallet_ledger_checkpoint_wallets",
+    "Wallets whose chain head the latest ledger checkpoint recorded.",
+    multiprocess_mode="mostrecent",
+)
+LEDGER_CHECKPOINT_ROOT = Gauge(
+    "wallet_ledger_checkpoint_root_part",
+    "The latest ledger checkpoint's root hash, as 8 unsigned 32-bit big-endian parts (part 0 first).",
+    ["part"],
+    multiprocess_mode="mostrecent",
+)
 
 # Known label sets start at 0, so rate() and alerts work before the first event.
 for _outcome in IDEMPOTENCY_OUTCOMES:
@@ -227,3 +252,17 @@ def record_reconciliation(
     if status != "failed":
         RECONCILIATION_LAST_RUN.labels(scope=scope).set(finished_at.timestamp())
         RECONCILIATION_DISCREPANCIES.labels(scope=scope).set(int(discrepancies))
+
+
+@_never_raise
+def record_ledger_checkpoint(*, checkpoint_id: int, root: bytes, created_at: datetime, wallets: int) -> None:
+    """A ledger checkpoint was committed: export its id, time, size and root hash."""
+    if len(root) != 32:
+        raise ValueError(f"a checkpoint root is 32 bytes, got {len(root)}")
+    LEDGER_CHECKPOINT_ID.set(int(checkpoint_id))
+    LEDGER_CHECKPOINT_TIME.set(created_at.timestamp())
+    LEDGER_CHECKPOINT_WALLETS.set(int(wallets))
+    for part in range(8):
+        LEDGER_CHECKPOINT_ROOT.labels(part=str(part)).set(
+            int.from_bytes(root[part * 4 : part * 4 + 4], "big")
+        )

@@ -53,12 +53,13 @@ def corrupt_balance(wallet: Wallet, delta: int) -> None:
 
 
 def backdate_everything(days: int = 1) -> None:
-    """Make every wallet and transfer look `days` old, so only later changes are 'recent'."""
+    """Make every wallet and transfer look `days` old, so only later changes are 'recent'.
+    (Entries keep their stamps: they are hashed into the wallet's chain, and the scope is
+    chosen by wallets and transfers.)"""
     shift = timedelta(days=days)
     without_triggers(
         ("UPDATE wallets_wallet SET updated_at = updated_at - %s", [shift]),
         ("UPDATE transfers_transfer SET created_at = created_at - %s", [shift]),
-        ("UPDATE transfers_ledgerentry SET created_at = created_at - %s", [shift]),
     )
 
 
@@ -161,8 +162,10 @@ def test_corrupted_entry_is_reported_on_its_wallet_transfer_and_currency(books):
         (Kind.RUNNING_BALANCE, books.a_usd.id, books.t_ab.id, entry.id, "USD", 7_600, 7_500),
         (Kind.UNBALANCED_TRANSFER, None, books.t_ab.id, None, "USD", 0, 100),
         (Kind.CURRENCY_IMBALANCE, None, None, None, "USD", 0, 100),
+        # The hash chain breaks at the same entry: #2 of the wallet, after 1 verified.
+        (Kind.CHAIN_BROKEN, books.a_usd.id, None, entry.id, "", 2, 1),
     }
-    assert run.discrepancy_count == 4
+    assert run.discrepancy_count == 5
     running = Discrepancy.objects.get(run=run, kind=Kind.RUNNING_BALANCE)
     assert "3 entries" in running.detail  # 7500, 8500 and 9734 are all off now
 

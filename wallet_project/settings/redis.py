@@ -60,6 +60,7 @@ IDEMPOTENCY_CLEANUP_INTERVAL_SECONDS = env.int("IDEMPOTENCY_CLEANUP_INTERVAL_SEC
 IDEMPOTENCY_CLEANUP_BATCH_SIZE = env.int("IDEMPOTENCY_CLEANUP_BATCH_SIZE", default=1000)
 HOLD_EXPIRY_INTERVAL_SECONDS = env.int("HOLD_EXPIRY_INTERVAL_SECONDS", default=60)
 HOLD_EXPIRY_BATCH_SIZE = env.int("HOLD_EXPIRY_BATCH_SIZE", default=200)
+LEDGER_CHECKPOINT_INTERVAL_SECONDS = env.int("LEDGER_CHECKPOINT_INTERVAL_SECONDS", default=24 * 3600)
 CELERY_BEAT_SCHEDULE = {
     "expire-holds": {
         "task": "transfers.tasks.expire_holds",
@@ -74,6 +75,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "transfers.tasks.reconcile_ledger",
         "schedule": float(RECONCILE_FULL_INTERVAL_SECONDS),
         "kwargs": {"incremental": False},
+    },
+    "ledger-checkpoint": {
+        "task": "transfers.tasks.ledger_checkpoint",
+        "schedule": float(LEDGER_CHECKPOINT_INTERVAL_SECONDS),
     },
     "cleanup-idempotency-records": {
         "task": "transfers.tasks.cleanup_idempotency_records",

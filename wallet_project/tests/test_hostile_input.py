@@ -119,6 +119,9 @@ def test_the_sweep_sees_every_endpoint():
         "transfer-detail",
         "transfer-refunds",
         "wallet-holds",
+        "wallet-balance",
+        "wallet-statement",
+        "idempotency-key",
         "hold-list",
         "hold-detail",
         "hold-capture",
@@ -242,6 +245,8 @@ def path_for(world: World, route: Route, *, refused: bool = False) -> str:
         "transfer": world.refused_refund.id if refused else world.transfer.id,
         "wallet": world.frozen.id if refused else world.wallet.id,
         "hold": world.finished_hold.id if refused else world.hold.id,
+        # An Idempotency-Key is any printable string: one the sweep knows how to replace.
+        "idempotency": world.transfer.id,
     }
     kwargs = {group: str(ids.get(route.name.split("-")[0], uuid.uuid4())) for group in route.groups}
     return reverse(route.name, kwargs=kwargs)

@@ -150,6 +150,13 @@ REVIEWED_RAW_OPERATIONS: dict[tuple[str, str], str] = {
         "(reads and writes go on) and ROW SHARE on the referenced table. Its reverse is a no-op: "
         "unvalidating is not a thing, and 0007's reverse drops the key."
     ),
+    ("transfers", "0011_ledger_chain"): (
+        "Replaces the ledger entries' append-only trigger with one that also lets a missing "
+        "entry_hash be set once (DROP/CREATE TRIGGER: SHARE ROW EXCLUSIVE on transfers_ledgerentry "
+        "for an instant, no scan), creates the wallet head guard (the same on wallets_wallet) and "
+        "the checkpoint tables' append-only triggers (tables created in the same migration). "
+        "Reverse SQL drops them and restores the plain append-only trigger."
+    ),
     ("audit", "0002_append_only"): (
         "One CREATE TRIGGER on audit_auditevent: SHARE ROW EXCLUSIVE for an instant, no scan. "
         "Reverse SQL drops it."

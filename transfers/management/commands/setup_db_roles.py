@@ -2,7 +2,7 @@
 
 The owner role owns the schema's tables, sequences and functions; `migrate` runs as
 it. The application role may read and write ordinary tables but may only SELECT and
-INSERT the ledger (transfers, ledger entries) and the audit trail: no UPDATE, DELETE
+INSERT the ledger (transfers, ledger entries, ledger checkpoints) and the audit trail: no UPDATE, DELETE
 or TRUNCATE. The append-only triggers of transfers/0003 already refuse UPDATE and
 DELETE for everyone; these grants are a second, independent layer, and the only one
 that stops TRUNCATE (row triggers never fire for it).
@@ -28,7 +28,13 @@ from django.db import DEFAULT_DB_ALIAS, connections
 from psycopg import sql
 
 # Tables the application may only read and append to.
-APPEND_ONLY_TABLES = ("transfers_transfer", "transfers_ledgerentry", "audit_auditevent")
+APPEND_ONLY_TABLES = (
+    "transfers_transfer",
+    "transfers_ledgerentry",
+    "transfers_ledgercheckpoint",
+    "transfers_ledgercheckpointwallet",
+    "audit_auditevent",
+)
 # Tables the application only reads (it never migrates).
 READ_ONLY_TABLES = ("django_migrations",)
 
