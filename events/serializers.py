@@ -9,7 +9,7 @@ from foundation.serializers import QueryFilterSerializer, StrictUUIDField
 # What `data` is, by `type`: the resources the money and wallet endpoints answer with. Named
 # by their schema components, which the apps above this one define.
 DATA_SCHEMA = {
-    "oneOf": [
+    "anyOf": [
         {"$ref": "#/components/schemas/Transfer"},
         {"$ref": "#/components/schemas/MovementResult"},
         {"$ref": "#/components/schemas/Hold"},
@@ -29,7 +29,7 @@ class EventDataField(serializers.JSONField):
 
 
 class EventSerializer(serializers.ModelSerializer):
-    """Describes event_data()'s shape for the OpenAPI document."""
+    """Something that happened to one of your wallets (event_data() renders it)."""
 
     id = serializers.UUIDField(source="uuid", help_text="Stable: deduplicate on it.")
     sequence = serializers.IntegerField(
