@@ -13,6 +13,8 @@ class EventAdmin(ReadOnlyAdmin):
     search_fields = ["=uuid", "=wallet_id", "=owner__username"]
     date_hierarchy = "created_at"
     show_full_result_count = False
+    # Named, since the id and the sequence are no form fields (not editable).
+    fields = readonly_fields = ["sequence", "uuid", "type", "created_at", "wallet_id", "owner_id", "data"]
 
     @admin.display(description="Wallet", ordering="wallet_id")
     def wallet(self, event: Event) -> str:
