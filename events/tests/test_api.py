@@ -135,3 +135,11 @@ def test_the_api_event_is_what_the_money_post_answered(story, api_client):
     [latest] = client.get(EVENTS, {"limit": 1}).json()["results"]
     assert latest["type"] == "deposit.created"
     assert latest["data"] == posted.json()
+
+
+def test_event_data_is_what_the_documented_serializer_renders(story):
+    from events.serializers import EventSerializer, event_data
+    from events.services import render
+
+    for event in Event.objects.all():
+        assert render(event_data(event)) == render(EventSerializer(event).data)
