@@ -44,6 +44,7 @@ from foundation.errors import ValidationFailed
 from foundation.metrics import registry as metrics
 from transfers import statements
 from transfers.errors import DuplicateReference, HoldNotFound
+from transfers.events import hold_events
 from transfers.models import Hold, Transfer
 from transfers.selectors import find_hold_reference_use
 from transfers.services import (
@@ -126,11 +127,13 @@ class PreparedHoldChange:
     def created_at(self) -> datetime:
         return self.hold.created_at if self.created else self.hold.finished_at
 
-    def write(self, *, extra_rows: Sequence[Model] = ()) -> Hold:
-        """Write the hold (new, or its end), the audit event, the wallet's `held` and
-        `extra_rows` in one statement, in the transaction the change was prepared in."""
+    def write(self, *, extra_rows: Sequence[Model] = (), body: bytes | None = None) -> Hold:
+        """Write the hold (new, or its end), the audit event, the outbox's event
+        (transfers.events), the wallet's `held` and `extra_rows` in one statement, in the
+        transaction the change was prepared in. `body`: the hold as the request's answer
+        rendered it, which the event reuses."""
         statements.write(
-            [*([self.hold] if self.created else []), self.audit, *extra_rows],
+            [*([self.hold] if self.created else []), self.audit, *hold_events(self, body), *extra_rows],
             wallets=[WalletUpdate(self.wallet.id, held=self.wallet.held)],
             updates=[] if self.created else [self.hold],
             updated_at=self.created_at,

@@ -178,7 +178,7 @@ def _execute_once(req: IdempotentRequest, command: Command, status: int) -> Stor
             body = response_body(prepared)
             record = _record(req, status, body, transfer_id=prepared.transfer_id)
             record.created_at = prepared.created_at  # the change's time
-            prepared.write(extra_rows=[record])
+            prepared.write(extra_rows=[record], body=body)
         return StoredResponse(status=status, body=body, replayed=False)
     except WalletError as error:
         return _store_refusal(req, command, error)

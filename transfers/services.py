@@ -67,6 +67,7 @@ from transfers.errors import (
     WalletNotActive,
     WalletUnderReview,
 )
+from transfers.events import movement_events
 from transfers.models import Hold, LedgerEntry, Transfer
 from transfers.selectors import find_reference_use, refundable_transfer, refunded_amount
 from transfers.statements import WalletUpdate
@@ -176,16 +177,17 @@ class PreparedMovement:
     def created_at(self) -> datetime:
         return self.transfer.created_at
 
-    def write(self, *, extra_rows: Sequence[Model] = ()) -> Transfer:
-        """Write the transfer, its legs, the audit events, the hold's change, the wallets'
-        new state and `extra_rows` (unsaved instances of models transfers.statements
-        knows) in one statement.
+    def write(self, *, extra_rows: Sequence[Model] = (), body: bytes | None = None) -> Transfer:
+        """Write the transfer, its legs, the audit events, the outbox's events
+        (transfers.events), the hold's change, the wallets' new state and `extra_rows`
+        (unsaved instances of models transfers.statements knows) in one statement.
+        `body`: the answer already rendered for the request, which the events reuse.
 
         Call once, in the transaction movement_prepare ran in: its locks make the
         balances right.
         """
         statements.write(
-            [self.transfer, *self.entries, *self.audits, *extra_rows],
+            [self.transfer, *self.entries, *self.audits, *movement_events(self, body), *extra_rows],
             wallets=self.wallet_updates,
             updates=[self.hold] if self.hold is not None else [],
             updated_at=self.transfer.created_at,

@@ -1,8 +1,8 @@
 """The money path's write: one PostgreSQL statement of data-modifying CTEs.
 
 Once the wallets are locked, a movement's rows (the transfer, its two legs, the audit
-events, and whatever the caller adds: the idempotency record), a hold's change and the
-wallets' new state go to the server as one statement instead of one per table, so the
+events, the outbox's events, and whatever the caller adds: the idempotency record), a
+hold's change and the wallets' new state go to the server as one statement instead of one per table, so the
 row locks are held for one round trip. The deferred constraint triggers still check
 everything at COMMIT.
 
@@ -24,6 +24,7 @@ from django.db.models import Model
 from psycopg.types.json import Jsonb
 
 from audit.models import AuditEvent
+from events.models import Event
 from transfers.models import Hold, IdempotencyRecord, LedgerEntry, Transfer
 
 
@@ -37,7 +38,12 @@ class Table:
 
     def values(self, row: Model) -> list[Any]:
         # The columns are the models' attribute names (foreign keys included: `*_id`).
-        return [Jsonb(getattr(row, c)) if c in self.json_columns else getattr(row, c) for c in self.columns]
+        return [_json(getattr(row, c)) if c in self.json_columns else getattr(row, c) for c in self.columns]
+
+
+def _json(value: Any) -> Jsonb:
+    # A document already rendered (an event's data: the API's bytes) is sent as it is.
+    return value if isinstance(value, Jsonb) else Jsonb(value)
 
 
 TRANSFERS = Table(
@@ -61,6 +67,12 @@ AUDIT_EVENTS = Table(
      "outcome", "client_ip", "user_agent", "request_id", "details"),
     json_columns=frozenset({"details"}),
 )  # fmt: skip
+# The outbox (events app); its primary key, the sequence, orders events.
+EVENTS = Table(
+    "events_event",
+    ("uuid", "type", "created_at", "wallet_id", "owner_id", "data"),
+    json_columns=frozenset({"data"}),
+)
 IDEMPOTENCY_RECORDS = Table(
     "transfers_idempotencyrecord",
     ("user_id", "key", "method", "path", "request_hash", "status_code", "response_body", "transfer_id",
@@ -74,6 +86,7 @@ TABLES: dict[type[Model], Table] = {
     AuditEvent: AUDIT_EVENTS,
     IdempotencyRecord: IDEMPOTENCY_RECORDS,
     Hold: HOLDS,
+    Event: EVENTS,
 }
 # The rows a statement may change, by primary key: the table and the columns it sets. A
 # hold changes once, from pending, in what its end records (transfers.0007's trigger).
@@ -180,8 +193,9 @@ def write(
 
 
 # Types psycopg sends with their PostgreSQL type (uuid, timestamptz, date, an integer type,
-# bytea: an entry's hash is also its wallet's new head).
-_SHARED_TYPES = frozenset({UUID, datetime, date, int, bytes})
+# bytea: an entry's hash is also its wallet's new head; jsonb: a rendered document two
+# events carry is bound once, its instance being its key).
+_SHARED_TYPES = frozenset({UUID, datetime, date, int, bytes, Jsonb})
 
 
 def _grouped(rows: Sequence[Model]) -> list[tuple[Table, list[Model]]]:

@@ -12,6 +12,7 @@ urlpatterns = [
     path("api/v1/auth/", include("users.urls")),
     path("api/v1/", include("wallets.urls")),
     path("api/v1/", include("transfers.urls")),
+    path("api/v1/", include("events.urls")),
     re_path(r"^api/schema/?$", SpectacularAPIView.as_view(), name="schema"),
     re_path(r"^api/docs/?$", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     re_path(r"^healthz/?$", healthz, name="healthz"),

@@ -12,6 +12,8 @@ from django.utils import timezone
 
 from audit.models import AuditEvent
 from audit.services import audit_record
+from events.models import Event
+from events.services import event_record
 from foundation.currencies import supported_currencies
 from wallets.errors import (
     InvalidLimit,
@@ -22,6 +24,7 @@ from wallets.errors import (
     WalletStillInconsistent,
 )
 from wallets.models import Wallet
+from wallets.serializers import wallet_data
 
 logger = logging.getLogger(__name__)
 
@@ -133,6 +136,25 @@ def _write_changes(wallet_id: UUID, changes: dict, actor_id: int | None) -> None
         target_id=wallet_id,
         details=changes,
     )
+    if "status" in changes:
+        _status_event(wallet_id)
+
+
+def _status_event(wallet_id: UUID) -> None:
+    """The outbox event of a user wallet's new status (frozen, closed, reactivated, under
+    review, released): the wallet as the API renders it, read in the transaction that
+    changed it, under its row lock, like every event of the wallet. A system or
+    adjustment wallet has no owner to tell."""
+    wallet = Wallet.objects.get(pk=wallet_id)
+    if wallet.kind != Wallet.Kind.USER:
+        return
+    event_record(
+        type=Event.Type.WALLET_STATUS_CHANGED,
+        wallet_id=wallet.id,
+        owner_id=wallet.owner_id,
+        created_at=wallet.updated_at,
+        data=wallet_data(wallet),
+    )
 
 
 LIMIT_FIELDS = ("max_outgoing_amount", "max_outgoing_per_day")
@@ -222,6 +244,7 @@ def wallet_release(*, wallet_id: UUID, actor_id: int | None) -> Wallet:
             currency=current["currency"],
             details={"status": {"old": Wallet.Status.UNDER_REVIEW.value, "new": restored}},
         )
+        _status_event(wallet_id)
     return Wallet.objects.get(pk=wallet_id)
 
 
@@ -299,6 +322,7 @@ def wallets_mark_reconciled(
                         "reconciliation_run": run_id,
                     },
                 )
+                _status_event(row["id"])
                 put_under_review.append(row["id"])
         for wallet_id in put_under_review:
             logger.warning(

@@ -14,6 +14,7 @@ from django.db import models
 from django.utils import timezone
 
 from audit.models import AuditEvent
+from events.models import Event
 from transfers import statements
 from transfers.models import Hold, IdempotencyRecord, LedgerEntry, Transfer
 from transfers.statements import (
@@ -42,7 +43,7 @@ def written_columns(model: type[models.Model]) -> list[str]:
 
 
 @pytest.mark.parametrize(
-    "model", [Transfer, LedgerEntry, AuditEvent, IdempotencyRecord, Hold], ids=lambda m: m.__name__
+    "model", [Transfer, LedgerEntry, AuditEvent, IdempotencyRecord, Hold, Event], ids=lambda m: m.__name__
 )
 def test_each_tables_columns_are_its_models_columns_less_an_auto_increment_key(model):
     table = TABLES[model]
@@ -65,13 +66,14 @@ def test_the_transfers_uuid_key_is_written_and_the_ledgers_sequence_key_is_not()
 
 
 def test_tables_cover_exactly_the_models_the_money_path_writes():
-    assert set(TABLES) == {Transfer, LedgerEntry, AuditEvent, IdempotencyRecord, Hold}
+    assert set(TABLES) == {Transfer, LedgerEntry, AuditEvent, IdempotencyRecord, Hold, Event}
     assert {table.name for table in TABLES.values()} == {
         "transfers_transfer",
         "transfers_ledgerentry",
         "audit_auditevent",
         "transfers_idempotencyrecord",
         "transfers_hold",
+        "events_event",
     }
 
 

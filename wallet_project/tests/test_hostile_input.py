@@ -33,6 +33,7 @@ from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 
 from audit.models import AuditEvent
 from conftest import PROBLEM, assert_problem
+from events.models import Event
 from foundation.parsers import loads_strict
 from transfers import services as ledger
 from transfers.holds import hold_create, hold_void
@@ -170,6 +171,7 @@ class World:
     refused_refund: Transfer  # wallet -> frozen: its refund comes from a frozen wallet (409)
     hold: Hold  # pending, on wallet
     finished_hold: Hold  # voided: capturing or voiding it again is refused (409)
+    event: Event  # alice's latest
 
     def money(self) -> tuple:
         """Everything a refused request must leave as it was."""
@@ -196,7 +198,8 @@ def world(make_user, make_wallet) -> World:
     hold = hold_create(wallet_id=wallet.id, owner_id=alice.id, amount=10)
     finished_hold = hold_create(wallet_id=wallet.id, owner_id=alice.id, amount=10)
     hold_void(hold_id=finished_hold.id, owner_id=alice.id)
-    return World(alice, wallet, other, frozen, transfer, refused_refund, hold, finished_hold)
+    event = Event.objects.filter(owner_id=alice.id).order_by("-sequence").first()
+    return World(alice, wallet, other, frozen, transfer, refused_refund, hold, finished_hold, event)
 
 
 def _unique() -> str:
@@ -245,6 +248,7 @@ def path_for(world: World, route: Route, *, refused: bool = False) -> str:
         "transfer": world.refused_refund.id if refused else world.transfer.id,
         "wallet": world.frozen.id if refused else world.wallet.id,
         "hold": world.finished_hold.id if refused else world.hold.id,
+        "event": world.event.uuid,
         # An Idempotency-Key is any printable string: one the sweep knows how to replace.
         "idempotency": world.transfer.id,
     }
@@ -354,7 +358,7 @@ def test_hostile_path_parameters(world, operations, sweep, route_name):
         real = path_for(world, route)
         for kind, value in URL_VALUES.items():
             path = real
-            for real_id in (world.wallet.id, world.transfer.id, world.hold.id):
+            for real_id in (world.wallet.id, world.transfer.id, world.hold.id, world.event.uuid):
                 path = path.replace(str(real_id), value)
             assert path != real
             yield f"path={kind}", send(client, method, path, valid_body(world, route.name))

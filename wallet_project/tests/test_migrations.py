@@ -49,8 +49,8 @@ from testing.scratch import (
 )
 from wallets.models import Wallet
 
-PROJECT_APPS = ("users", "wallets", "transfers", "corrections", "audit")
-PROJECT_TABLE = re.compile(r"^(users|wallets|transfers|corrections|audit)_")
+PROJECT_APPS = ("users", "wallets", "transfers", "corrections", "audit", "events")
+PROJECT_TABLE = re.compile(r"^(users|wallets|transfers|corrections|audit|events)_")
 
 
 # --- the lint rules -------------------------------------------------------------------
@@ -167,6 +167,11 @@ REVIEWED_RAW_OPERATIONS: dict[tuple[str, str], str] = {
     ("audit", "0002_append_only"): (
         "One CREATE TRIGGER on audit_auditevent: SHARE ROW EXCLUSIVE for an instant, no scan. "
         "Reverse SQL drops it."
+    ),
+    ("events", "0002_append_only"): (
+        "One CREATE TRIGGER on events_event, a table created in 0001 of the same release: SHARE "
+        "ROW EXCLUSIVE for an instant, no scan. It reuses audit.0002's ledger_reject_change(). "
+        "Reverse SQL drops the trigger."
     ),
     ("corrections", "0002_decisions_final"): (
         "One plpgsql function and one CREATE TRIGGER on corrections_adjustmentproposal, a table "
@@ -378,7 +383,7 @@ def test_every_migration_reverses_to_zero_and_forward_to_the_same_schema(scratch
 
     # Dependants first: each step unapplies that app's migrations (and anything that
     # depends on them) one by one, running every reverse operation.
-    for app in ("audit", "corrections", "transfers", "wallets", "users"):
+    for app in ("events", "audit", "corrections", "transfers", "wallets", "users"):
         migrate(scratch.url, app, "zero")
     empty = schema(scratch)
 

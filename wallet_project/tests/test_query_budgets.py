@@ -26,7 +26,8 @@ def warm(make_user, make_wallet, api_client, django_capture_on_commit_callbacks)
     client.get(f"/api/v1/wallets/{mine.id}")
     body = {"source_wallet_id": str(mine.id), "destination_wallet_id": str(theirs.id), "amount": 5}
     transfer = client.post("/api/v1/transfers", body, format="json", **idem()).json()
-    return {"client": client, "wallet": mine, "transfer": transfer}
+    event = client.get("/api/v1/events?limit=1").json()["results"][0]
+    return {"client": client, "wallet": mine, "transfer": transfer, "event": event}
 
 
 # (method, path template, body, budget, what the queries are)
@@ -53,6 +54,10 @@ BUDGETS = [
     ("GET", "/api/v1/transfers", None, 1, "one page of the caller's transfers"),
     ("GET", "/api/v1/transfers?wallet={wallet}", None, 2, "ownership; one page"),
     ("GET", "/api/v1/transfers/{transfer}", None, 1, "the row, if one of its wallets is the caller's"),
+    ("GET", "/api/v1/events", None, 1, "one page of the caller's events (owner, sequence index)"),
+    ("GET", "/api/v1/events?after=0&type=deposit.created", None, 1, "one page forward from a sequence"),
+    ("GET", "/api/v1/events?wallet={wallet}", None, 2, "ownership; one page (wallet, sequence index)"),
+    ("GET", "/api/v1/events/{event}", None, 1, "the event, if it is the caller's"),
 ]
 
 
@@ -60,7 +65,7 @@ BUDGETS = [
 def test_endpoint_stays_within_its_query_budget(
     warm, django_assert_max_num_queries, method, path, body, budget, why
 ):
-    url = path.format(wallet=warm["wallet"].id, transfer=warm["transfer"]["id"])
+    url = path.format(wallet=warm["wallet"].id, transfer=warm["transfer"]["id"], event=warm["event"]["id"])
     data = json.dumps(body) if body is not None else ""
     with django_assert_max_num_queries(budget):
         response = warm["client"].generic(method, url, data=data, content_type="application/json", **idem())
@@ -109,7 +114,7 @@ def test_an_authenticated_request_costs_one_redis_round_trip(warm, redis_round_t
             "destination_wallet_id": warm["transfer"]["destination_wallet_id"],
             "amount": 1,
         }
-    url = path.format(wallet=warm["wallet"].id, transfer=warm["transfer"]["id"])
+    url = path.format(wallet=warm["wallet"].id, transfer=warm["transfer"]["id"], event=warm["event"]["id"])
     data = json.dumps(body) if body is not None else ""
 
     response = warm["client"].generic(method, url, data=data, content_type="application/json", **idem())

@@ -1,0 +1,1 @@
+DROP TRIGGER IF EXISTS events_append_only ON events_event;
