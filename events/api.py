@@ -3,6 +3,10 @@ to catch up after an outage; GET /api/v1/events/{id}: one of them."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from uuid import UUID
+
+from django.core.exceptions import ImproperlyConfigured
 from drf_spectacular.utils import extend_schema
 from rest_framework import viewsets
 from rest_framework.request import Request
@@ -15,10 +19,6 @@ from foundation.pagination import KeysetPagination
 from foundation.routing import UUID_PATTERN, parse_uuid
 from foundation.views import OneRoundTripMixin
 
-# The one import of this layer from above (.importlinter lists it): a wallet filter naming
-# somebody else's wallet answers 404, as every wallet filter of the API does.
-from wallets.selectors import wallet_check_owner
-
 
 class NewestFirst(KeysetPagination):
     ordering = "-sequence"
@@ -30,7 +30,16 @@ class OldestFirst(KeysetPagination):
     ordering = "sequence"
 
 
+def _unwired(*, wallet_id: UUID, owner_id: int) -> None:
+    raise ImproperlyConfigured("EventViewSet.wallet_check is not wired (see events/urls.py)")
+
+
 class EventViewSet(OneRoundTripMixin, viewsets.GenericViewSet):
+    """The caller's events. Wallets are a layer above this app, so the check that a `wallet`
+    filter names a wallet of the caller's (else 404, as every wallet filter of the API
+    answers) is handed in where the routes are built: events.urls.event_routes."""
+
+    wallet_check: Callable[..., None] = staticmethod(_unwired)
     serializer_class = EventSerializer
     lookup_value_regex = UUID_PATTERN
     pagination_class = NewestFirst
@@ -48,7 +57,7 @@ class EventViewSet(OneRoundTripMixin, viewsets.GenericViewSet):
         wallet_id = filters.validated_data.get("wallet")
         after = filters.validated_data.get("after")
         if wallet_id is not None:
-            wallet_check_owner(wallet_id=wallet_id, owner_id=request.user.id)
+            self.wallet_check(wallet_id=wallet_id, owner_id=request.user.id)
         events = selectors.event_list(
             user_id=request.user.id, wallet_id=wallet_id, type=filters.validated_data.get("type"), after=after
         )

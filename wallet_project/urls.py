@@ -4,15 +4,17 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from events.urls import event_routes
 from foundation.errors import api_not_found
 from foundation.health import healthz, readyz
 from foundation.metrics.view import metrics_view
+from wallets.selectors import wallet_check_owner
 
 urlpatterns = [
     path("api/v1/auth/", include("users.urls")),
     path("api/v1/", include("wallets.urls")),
     path("api/v1/", include("transfers.urls")),
-    path("api/v1/", include("events.urls")),
+    path("api/v1/", include(event_routes(wallet_check=wallet_check_owner))),
     re_path(r"^api/schema/?$", SpectacularAPIView.as_view(), name="schema"),
     re_path(r"^api/docs/?$", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     re_path(r"^healthz/?$", healthz, name="healthz"),
