@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import cache
 from typing import Any
 from uuid import UUID
 
@@ -121,16 +122,23 @@ def statement(
 
     Equal uuid, timestamp, date, integer and bytea values share one parameter (a transfer's id,
     its time, its amount and its wallets each appear several times). Those types are
-    stated by the client, so one parameter can serve every column it appears in; strings
-    and NULLs, whose type PostgreSQL infers from the column, never share. Sharing keeps a
+    stated by the client, so one parameter can serve every column it appears in. Strings,
+    whose type PostgreSQL infers from the column, share only among columns of one type
+    (varchar: two audit rows' action, currency and outcome, the transfer's currency, two
+    events' type), where the inferred type is the same; NULLs never share. Sharing keeps a
     movement's statement under the 50 parameters up to which psycopg caches how it
     converts a statement's text, so the text is parsed once per process, not per call.
     """
     params: dict[str, Any] = {}
     names: dict[tuple[type, Any], str] = {}
 
-    def placeholder(value: Any) -> str:
-        key = (type(value), value) if type(value) in _SHARED_TYPES else None
+    def placeholder(value: Any, column_type: str | None = None) -> str:
+        if type(value) in _SHARED_TYPES:
+            key: tuple | None = (type(value), value)
+        elif isinstance(value, str) and column_type is not None:
+            key = (str, column_type, value)  # columns of one type: PostgreSQL infers it alike
+        else:
+            key = None
         name = names.get(key) if key is not None else None
         if name is None:
             name = f"p{len(params)}"
@@ -141,13 +149,23 @@ def statement(
 
     parts = []
     for index, (table, group) in enumerate(_grouped(rows)):
-        values = ", ".join("(" + ", ".join(map(placeholder, table.values(row))) + ")" for row in group)
+        values = ", ".join(
+            "("
+            + ", ".join(
+                placeholder(v, _string_type(row, c, v))
+                for c, v in zip(table.columns, table.values(row), strict=True)
+            )
+            + ")"
+            for row in group
+        )
         insert = " ".join(("INSERT INTO", table.name, "(" + ", ".join(table.columns) + ")", "VALUES", values))
         parts.append(f"i{index} AS ({insert})")
     for index, row in enumerate(updates):
         table = CHANGES[type(row)]
         values = zip(table.columns, table.values(row), strict=True)
-        sets = ", ".join(f"{column} = {placeholder(value)}" for column, value in values)
+        sets = ", ".join(
+            f"{column} = {placeholder(value, _string_type(row, column, value))}" for column, value in values
+        )
         update = " ".join(("UPDATE", table.name, "SET", sets, "WHERE id =", placeholder(row.pk)))
         parts.append(f"u{index} AS ({update})")
     if wallets:
@@ -196,6 +214,18 @@ def write(
 # bytea: an entry's hash is also its wallet's new head; jsonb: a rendered document two
 # events carry is bound once, its instance being its key).
 _SHARED_TYPES = frozenset({UUID, datetime, date, int, bytes, Jsonb})
+
+
+def _string_type(row: Model, column: str, value: Any) -> str | None:
+    """The PostgreSQL type of the column a string goes to (varchar, text, ...); None for
+    any other value."""
+    return _column_type(type(row), column) if isinstance(value, str) else None
+
+
+@cache
+def _column_type(model: type[Model], column: str) -> str:
+    field = next(f for f in model._meta.concrete_fields if f.attname == column)
+    return field.db_type(connection).split("(")[0]
 
 
 def _grouped(rows: Sequence[Model]) -> list[tuple[Table, list[Model]]]:

@@ -208,3 +208,44 @@ def test_a_transfers_statement_with_its_events_stays_within_psycopgs_cached_para
     assert len(documents) == 1  # the answer's bytes, bound once for both parties' events
     # psycopg caches the conversion of a statement's text up to 50 parameters (and 4 KiB).
     assert len(params) <= 50 and len(text) <= 4096, (len(params), len(text))
+
+
+def test_a_captures_and_a_refunds_statements_stay_within_psycopgs_cached_parameters(
+    people, api_client, monkeypatch
+):
+    """A capture writes the most rows of any movement (the transfer, its legs, the hold's
+    end, two audit rows, three events, the idempotency record): equal strings of one
+    column (the audit rows' action and currency, the events' type) share a parameter,
+    which keeps it, and a refund, under psycopg's 50."""
+    from transfers import statements
+
+    alice, bob, a, b = people
+    hold = api_client(alice).post(f"/api/v1/wallets/{a.id}/holds", {"amount": 50}, format="json", **idem())
+    assert hold.status_code == 201, hold.content
+    seen = []
+    original = statements.statement
+
+    def spy(*args, **kwargs):
+        text, params = original(*args, **kwargs)
+        seen.append((text, params))
+        return text, params
+
+    monkeypatch.setattr(statements, "statement", spy)
+    capture = api_client(alice).post(
+        f"/api/v1/holds/{hold.json()['id']}/capture",
+        {"amount": 30, "destination_wallet_id": str(b.id)},
+        format="json",
+        **idem(),
+    )
+    assert capture.status_code == 200, capture.content
+    refund = api_client(bob).post(
+        f"/api/v1/transfers/{capture.json()['capture_transfer_id']}/refunds",
+        {"amount": 10},
+        format="json",
+        **idem(),
+    )
+    assert refund.status_code == 201, refund.content
+
+    assert len(seen) == 2
+    for text, params in seen:
+        assert len(params) <= 50 and len(text) <= 4096, (len(params), len(text))
