@@ -423,7 +423,9 @@ class StatementCSVRenderer(BaseRenderer):
     charset = "utf-8"
 
     def render(self, data, accepted_media_type=None, renderer_context=None) -> bytes:
-        raise NotImplementedError("statements are streamed by the view, not rendered")
+        # Never reached: WalletMoneyViewSet.finalize_response answers every Response (errors,
+        # OPTIONS) in JSON, and a statement's CSV is a StreamingHttpResponse of its own.
+        raise RuntimeError("a Response reached the CSV renderer; finalize_response answers it in JSON")
 
 
 CSV_DESCRIPTION = (
