@@ -22,9 +22,9 @@ from webhooks.serializers import (
 )
 
 URL_PROBLEMS = {
-    400: "`validation_error`; `webhook_url_invalid` (not https, credentials, fragment); "
-    "`webhook_url_forbidden` (resolves to a private, loopback or link-local address); "
-    "`webhook_url_unresolvable`.",
+    422: "`webhook_url_forbidden`: the host resolves to a private, loopback, link-local or otherwise "
+    "non-public address; `webhook_url_unresolvable`; `webhook_url_invalid`: a port out of range or a "
+    "host that is no valid name.",
 }
 NOT_FOUND = {404: "`not_found`: no such endpoint of yours."}
 

@@ -8,10 +8,12 @@ class WebhookEndpointNotFound(ServiceError):
 
 
 class WebhookUrlInvalid(ServiceError):
-    """Not an absolute http(s) URL this service can post to (scheme, credentials, host)."""
+    """A URL of the documented shape this service still cannot post to (a port out of
+    range, a host that is no valid name, http where https is required). 422, as the other
+    refusals below: the request is well-formed, what it names cannot be used."""
 
     code = "webhook_url_invalid"
-    status = 400
+    status = 422
     title = "Webhook URL not accepted"
 
 
@@ -20,13 +22,13 @@ class WebhookUrlForbidden(ServiceError):
     link-local, multicast or otherwise not public (server-side request forgery)."""
 
     code = "webhook_url_forbidden"
-    status = 400
+    status = 422
     title = "Webhook URL points to a forbidden address"
 
 
 class WebhookUrlUnresolvable(ServiceError):
     code = "webhook_url_unresolvable"
-    status = 400
+    status = 422
     title = "Webhook URL's host does not resolve"
 
 
