@@ -34,7 +34,7 @@ from transfers.holds import hold_create
 from transfers.ledger_chain import ledger_checkpoint_create
 from transfers.models import HeldChange, Hold, LedgerEntry, Transfer
 from wallets.models import Wallet
-from webhooks.dispatch import fan_out
+from webhooks.dispatch import fan_out_settled
 from webhooks.models import WebhookAttempt, WebhookDelivery
 from webhooks.services import endpoint_create
 
@@ -161,7 +161,7 @@ def ledger(make_user, make_wallet) -> Wallet:
     wallet = make_wallet(user, balance=1_000)
     hold_create(wallet_id=wallet.id, owner_id=user.id, amount=100)
     ledger_checkpoint_create()
-    fan_out()  # the deposit's and the hold's events become deliveries to the endpoint
+    fan_out_settled()  # the deposit's and the hold's events become deliveries to the endpoint
     delivery = WebhookDelivery.objects.filter(endpoint=endpoint).first()
     WebhookAttempt.objects.create(
         delivery=delivery, number=1, started_at=timezone.now(), duration_ms=1, error="timeout"

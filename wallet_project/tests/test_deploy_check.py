@@ -105,9 +105,14 @@ def test_production_settings_are_hardened():
         ({"WEBHOOK_REQUIRE_HTTPS": "false"}, "for development and tests only"),
     ],
     ids=[
-        "no-secret-key", "empty-secret-key", "no-jwt-key", "empty-jwt-key", "sqlite",
-        "webhooks-to-private-networks", "webhooks-over-http",
-    ],  # fmt: skip
+        "no-secret-key",
+        "empty-secret-key",
+        "no-jwt-key",
+        "empty-jwt-key",
+        "sqlite",
+        "webhooks-to-private-networks",
+        "webhooks-over-http",
+    ],
 )
 def test_production_settings_refuse_to_load_without_real_values(overrides, message):
     result = run(MANAGE, "check", **overrides)
@@ -130,9 +135,14 @@ def test_production_settings_refuse_to_load_without_real_values(overrides, messa
         ({"WEBHOOK_SECRET_KEYS": "not-a-fernet-key"}, "webhooks.E001"),
     ],
     ids=[
-        "weak-secret-key", "no-allowed-hosts", "blank-allowed-hosts", "no-hsts", "no-ssl-redirect",
-        "no-webhook-secret-keys", "bad-webhook-secret-key",
-    ],  # fmt: skip
+        "weak-secret-key",
+        "no-allowed-hosts",
+        "blank-allowed-hosts",
+        "no-hsts",
+        "no-ssl-redirect",
+        "no-webhook-secret-keys",
+        "bad-webhook-secret-key",
+    ],
 )
 def test_the_deploy_check_fails_on_a_weakened_configuration(overrides, warning):
     """The check this module relies on does catch what it is meant to catch."""
