@@ -117,6 +117,7 @@ def post(target: Target, body: bytes, headers: dict[str, str]) -> Answer:
             retries=False,
             maxsize=1,
             cert_reqs="CERT_REQUIRED",
+            ca_certs=settings.WEBHOOK_CA_BUNDLE,
             server_hostname=target.host,
             assert_hostname=target.host,
         )

@@ -33,6 +33,9 @@ WEBHOOK_DISPATCH_BATCH_SIZE = env.int("WEBHOOK_DISPATCH_BATCH_SIZE", default=100
 WEBHOOK_LANE_BUDGET_SECONDS = env.float("WEBHOOK_LANE_BUDGET_SECONDS", default=30.0)
 # The Celery queue of the delivery tasks (default: CELERY_QUEUE's).
 WEBHOOK_QUEUE = env.str("WEBHOOK_QUEUE", default="") or None
+# CA certificates (a PEM file) that endpoints' TLS certificates must chain to; empty: the
+# system's store. For a private CA in a test or staging environment.
+WEBHOOK_CA_BUNDLE = env.str("WEBHOOK_CA_BUNDLE", default="") or None
 # Hosts (exact names) never accepted as endpoints, e.g. the service's own public name.
 WEBHOOK_BLOCKED_HOSTS = env_items("WEBHOOK_BLOCKED_HOSTS", default=[])
 
