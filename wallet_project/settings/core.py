@@ -33,6 +33,7 @@ INSTALLED_APPS = [
     "transfers",
     "corrections",
     "audit",
+    "dashboard",
 ]
 
 MIDDLEWARE = [
