@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-LABEL_WIDTH = 150  # px left of the bars, for their labels
-BAR_AREA = 300  # px of the longest bar
-VALUE_WIDTH = 130  # px right of the bars, for their values
+LABEL_WIDTH = 140  # px left of the bars, for their labels
+BAR_AREA = 220  # px of the longest bar
+VALUE_WIDTH = 110  # px right of the bars, for their values
 ROW_HEIGHT = 24
 BAR_HEIGHT = 16
 TOP = 6

@@ -260,7 +260,7 @@ def refusals(window: Window) -> Section:
         empty="No money request was refused in the last 30 days.",
     )
     throttled = Table(
-        "Rate-limit refusals by quota (clients refused, once per client and window)",
+        "Rate-limited clients by quota",
         ("Quota", "24 h", "30 d"),
         tuple(
             (
@@ -284,9 +284,9 @@ def refusals(window: Window) -> Section:
         figures=figures,
         charts=charts if failed else (),
         tables=(refused, throttled),
-        note="From the audit trail: every refused money request (`money.failed`, by its error "
-        "code) and the first request each quota refused per client and window "
-        "(`ratelimit.rejected`); the metric wallet_rate_limit_rejections_total counts every one.",
+        note="From the audit trail: every refused money request (action money.failed, by its "
+        "error code) and the first request each quota refused per client and window (action "
+        "ratelimit.rejected); the metric wallet_rate_limit_rejections_total counts every one.",
     )
 
 
