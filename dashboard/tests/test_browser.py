@@ -24,7 +24,8 @@ OVERVIEW = "/admin/ledger-overview/"
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (requirements-dev.txt)")
+    reason = "selenium is not installed (requirements-dev.txt)"
+    webdriver = pytest.importorskip("selenium.webdriver", reason=reason)
     from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.chrome.service import Service
 
