@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from dashboard import selectors
 from dashboard.charts import BarChart, bar_chart
+from dashboard.rollup import floor_hour, rolled_until
 from foundation.currencies import format_major
 from transfers.models import ReconciliationRun, Transfer
 
@@ -68,21 +69,28 @@ class Section:
 
 @dataclass
 class Window:
-    """The instants one page's figures are counted from, and reads sections share."""
+    """The instants one page's figures are counted from, and the reads sections share.
+
+    The day and the month start on the hour (the hourly totals' grain, dashboard.rollup):
+    the last 24 hours are 24 to 25 hours long, the last 30 days 30 days and up to an hour."""
 
     now: datetime = field(default_factory=timezone.now)
 
     @property
     def day(self) -> datetime:
-        return self.now - DAY
+        return floor_hour(self.now - DAY)
 
     @property
     def month(self) -> datetime:
-        return self.now - MONTH
+        return floor_hour(self.now - MONTH)
+
+    @cached_property
+    def rolled(self) -> datetime:
+        return rolled_until()
 
     @cached_property
     def positions(self) -> list[selectors.CurrencyPosition]:
-        return selectors.currency_positions()
+        return selectors.currency_positions(rolled=self.rolled)
 
 
 SectionProvider = Callable[[Window], Section]
@@ -197,7 +205,7 @@ KINDS = [(kind.value, kind.label) for kind in Transfer.Kind]
 
 def money_moved(window: Window) -> Section:
     """Money moved by kind, per currency, over the last 24 hours and 30 days."""
-    moved = selectors.money_moved(now=window.now, day=window.day, month=window.month)
+    moved = selectors.money_moved(now=window.now, day=window.day, month=window.month, rolled=window.rolled)
     by_currency: dict[str, dict[str, selectors.Moved]] = {}
     for row in moved:
         by_currency.setdefault(row.currency, {})[row.kind] = row
@@ -233,7 +241,7 @@ def money_moved(window: Window) -> Section:
 
 def refusals(window: Window) -> Section:
     """Refused money requests by error code, and rate-limit refusals by quota."""
-    found = selectors.refusals(now=window.now, day=window.day, month=window.month)
+    found = selectors.refusals(now=window.now, day=window.day, month=window.month, rolled=window.rolled)
     failed = [r for r in found if r.action == selectors.AuditEvent.Action.MONEY_FAILED]
     limited = [r for r in found if r.action == selectors.AuditEvent.Action.RATE_LIMITED]
     charts = (

@@ -2,8 +2,10 @@
 
 The dashboard is the one reader of these aggregates, so they live here (a top app that may
 read every app's tables) rather than scattered over the apps that own the nouns; each
-query's SQL is in sql/ with the index it reads. Sums come back from PostgreSQL as numeric
-(a sum of bigints can exceed bigint) and are returned as Python ints, exactly.
+query's SQL is in sql/ with the index it reads. Sums over time read the hourly totals
+before `rolled` (dashboard.rollup) and the rows since; windows start on the hour. Sums come
+back from PostgreSQL as numeric (a sum of bigints can exceed bigint) and are returned as
+Python ints, exactly.
 """
 
 from __future__ import annotations
@@ -23,13 +25,13 @@ SQL_DIR = Path(__file__).resolve().parent / "sql"
 
 
 @cache
-def _sql(name: str) -> str:
+def sql(name: str) -> str:
     return (SQL_DIR / f"{name}.sql").read_text()
 
 
 def _rows(name: str, params: dict[str, object]) -> list[tuple]:
     with connection.cursor() as cursor:
-        cursor.execute(_sql(name), params)
+        cursor.execute(sql(name), params)
         return cursor.fetchall()
 
 
@@ -54,10 +56,10 @@ class CurrencyPosition:
         return self.user_balance + self.system_position + self.adjustment_position
 
 
-def currency_positions() -> list[CurrencyPosition]:
+def currency_positions(*, rolled: datetime) -> list[CurrencyPosition]:
     return [
         CurrencyPosition(row[0], *(int(value) for value in row[1:]))
-        for row in _rows("currency_positions", {})
+        for row in _rows("currency_positions", {"rolled": rolled})
     ]
 
 
@@ -76,9 +78,13 @@ class Moved:
     month_amount: int
 
 
-def money_moved(*, now: datetime, day: datetime, month: datetime) -> list[Moved]:
-    """Transfers by kind and currency since `month`, and since `day` (day >= month)."""
-    rows = _rows("money_moved", {"now": now, "day": day, "month": month})
+def _span(now: datetime, day: datetime, month: datetime, rolled: datetime) -> dict[str, object]:
+    return {"now": now, "day": day, "month": month, "rolled": rolled, "live_from": max(rolled, month)}
+
+
+def money_moved(*, now: datetime, day: datetime, month: datetime, rolled: datetime) -> list[Moved]:
+    """Transfers by kind and currency since `month`, and since `day` (on the hour, day >= month)."""
+    rows = _rows("money_moved", _span(now, day, month, rolled))
     return [Moved(kind, currency, *(int(v) for v in rest)) for kind, currency, *rest in rows]
 
 
@@ -93,10 +99,10 @@ class Refused:
 REFUSAL_ACTIONS = (AuditEvent.Action.MONEY_FAILED.value, AuditEvent.Action.RATE_LIMITED.value)
 
 
-def refusals(*, now: datetime, day: datetime, month: datetime) -> list[Refused]:
+def refusals(*, now: datetime, day: datetime, month: datetime, rolled: datetime) -> list[Refused]:
     """Refused money requests by error code and rate-limit refusals by quota, since `month`
-    and since `day`, from the audit trail."""
-    params = {"now": now, "day": day, "month": month, "actions": list(REFUSAL_ACTIONS)}
+    and since `day` (on the hour), from the audit trail."""
+    params = {**_span(now, day, month, rolled), "actions": list(REFUSAL_ACTIONS)}
     return [Refused(a, o, int(d), int(m)) for a, o, d, m in _rows("refusals", params)]
 
 

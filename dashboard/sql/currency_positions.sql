@@ -1,7 +1,7 @@
--- Per currency: user wallets' stored balances and held amounts, the positions of the
--- system and adjustment wallets (the sum of their entries: they keep no row balance, so
--- their one or two rows per currency each read entry_system_leg_idx, index only), and the
--- wallets that need an operator. One pass over the wallets table.
+-- Per currency: user wallets' stored balances and held amounts, the positions of the system
+-- and adjustment wallets, and the wallets that need an operator. One pass over the wallets;
+-- a system or adjustment wallet's position (the sum of its entries: it keeps no row balance)
+-- is its rolled-up total plus its entries since (entry_wallet_created_idx).
 SELECT w.currency,
        count(*) FILTER (WHERE w.kind = 'user') AS user_wallets,
        coalesce(sum(w.balance) FILTER (WHERE w.kind = 'user'), 0) AS user_balance,
@@ -12,9 +12,10 @@ SELECT w.currency,
        count(*) FILTER (WHERE w.inconsistent_since IS NOT NULL) AS inconsistent
   FROM wallets_wallet w
   LEFT JOIN LATERAL (
-        SELECT coalesce(sum(e.amount), 0) AS position
-          FROM transfers_ledgerentry e
-         WHERE e.wallet_id = w.id AND e.balance_after IS NULL AND w.kind <> 'user'
+        SELECT coalesce((SELECT h.amount FROM dashboard_houseposition h WHERE h.wallet_id = w.id), 0)
+             + coalesce((SELECT sum(e.amount) FROM transfers_ledgerentry e
+                          WHERE e.wallet_id = w.id AND e.created_at >= %(rolled)s), 0) AS position
+         WHERE w.kind <> 'user'
        ) p ON true
  GROUP BY w.currency
  ORDER BY w.currency
