@@ -9,9 +9,11 @@ it, opens one user's USD wallet and loads it with --entries deposits of 1 cent, 
 apart and ending now, in one transaction (bench/statement_memory.py's load: the triggers
 stay on and check every entry at COMMIT), so 86,400 of them fall in the last 24 hours and
 all of them in the last 30 days; adds --refusals `money.failed` audit rows over the same
-period. Then, in this process (Django's test client, no HTTP): every dashboard query run
---repeat times (median and max), its plan under EXPLAIN (ANALYZE, BUFFERS), and the whole
-page rendered for a staff user. Figures: stdout and bench/results/dashboard.json.
+period. Then, in this process (Django's test client, no HTTP): the hourly totals added up
+(the whole history but the last hour, then that hour), every dashboard query run --repeat
+times (median and max) with its plan under EXPLAIN (ANALYZE, BUFFERS), the same queries
+reading every row instead of the totals (and the check that both give the same figures),
+and the whole page rendered for a staff user. Figures: stdout and bench/results/dashboard.json.
 """
 
 from __future__ import annotations
@@ -98,7 +100,7 @@ def run(args: argparse.Namespace, url: str) -> int:
     from django.db import connection
     from django.test import Client
 
-    from dashboard import sections, selectors
+    from dashboard import rollup, sections, selectors
     from transfers import services as ledger
     from users.models import User
     from wallets.models import Wallet
@@ -109,8 +111,7 @@ def run(args: argparse.Namespace, url: str) -> int:
     wallet = wallet_create(owner_id=owner.id, currency="USD")
     ledger.deposit_create(wallet_id=wallet.id, owner_id=owner.id, amount=1)
     system = Wallet.objects.get(kind=Wallet.Kind.SYSTEM, currency="USD")
-    now = datetime.now(UTC)
-    start = now - timedelta(seconds=args.entries + 60)
+    start = datetime.now(UTC) - timedelta(seconds=args.entries + 60)
     log(f"loading {args.entries:,} deposits into one wallet ...")
     t0 = time.perf_counter()
     with psycopg.connect(url, autocommit=True) as conn:
@@ -135,61 +136,83 @@ def run(args: argparse.Namespace, url: str) -> int:
     load_s = round(time.perf_counter() - t0, 1)
     log(f"loaded in {load_s} s (with COMMIT and VACUUM ANALYZE)")
 
-    window = sections.Window()
+    results: dict = {"entries": args.entries, "refusals": args.refusals, "load_s": load_s}
+    # The totals: the whole history up to an hour and a bit ago (what a first page view does
+    # on a ledger that has never been added up), then one more hour (a page view's work
+    # once an hour has passed).
+    now = datetime.now(UTC)
+    t0 = time.perf_counter()
+    rollup.rollup(now=now - timedelta(hours=1))
+    results["rollup_history_s"] = round(time.perf_counter() - t0, 2)
+    t0 = time.perf_counter()
+    mark = rollup.rollup(now=now)
+    results["rollup_one_hour_ms"] = round((time.perf_counter() - t0) * 1000, 1)
+    history, hour = results["rollup_history_s"], results["rollup_one_hour_ms"]
+    log(f"rolled up: the history in {history} s, one hour in {hour} ms")
+
+    window = sections.Window(now=now)
+    until = now + sections.EXPIRING_WITHIN
+    span = {"now": now, "day": window.day, "month": window.month}
+    actions = {"actions": list(selectors.REFUSAL_ACTIONS)}
     queries = {
-        "currency_positions": (lambda: selectors.currency_positions(), "currency_positions", {}),
-        "last_reconciliation_run": (lambda: selectors.last_reconciliation_run(), None, None),
+        "currency_positions": (
+            lambda rolled: selectors.currency_positions(rolled=rolled),
+            "currency_positions",
+            lambda rolled: {"rolled": rolled},
+        ),
+        "last_reconciliation_run": (lambda rolled: selectors.last_reconciliation_run(), None, None),
         "money_moved": (
-            lambda: selectors.money_moved(now=window.now, day=window.day, month=window.month),
+            lambda rolled: selectors.money_moved(**span, rolled=rolled),
             "money_moved",
-            {"now": window.now, "day": window.day, "month": window.month},
+            lambda rolled: {**span, "rolled": rolled, "live_from": max(rolled, window.month)},
         ),
         "refusals": (
-            lambda: selectors.refusals(now=window.now, day=window.day, month=window.month),
+            lambda rolled: selectors.refusals(**span, rolled=rolled),
             "refusals",
-            {
-                "now": window.now,
-                "day": window.day,
-                "month": window.month,
-                "actions": list(selectors.REFUSAL_ACTIONS),
-            },
+            lambda rolled: {**span, **actions, "rolled": rolled, "live_from": max(rolled, window.month)},
         ),
         "holds_expiring": (
-            lambda: selectors.holds_expiring(until=window.now + sections.EXPIRING_WITHIN, limit=10),
+            lambda rolled: selectors.holds_expiring(until=until, limit=10),
             "holds_expiring",
-            {"until": window.now + sections.EXPIRING_WITHIN, "limit": 10},
+            lambda rolled: {"until": until, "limit": 10},
         ),
         "proposals_waiting": (
-            lambda: selectors.proposals_waiting(limit=10),
+            lambda rolled: selectors.proposals_waiting(limit=10),
             "proposals_waiting",
-            {"limit": 10},
+            lambda rolled: {"limit": 10},
         ),
     }
-    results: dict = {"entries": args.entries, "refusals": args.refusals, "load_s": load_s, "queries": {}}
-    for name, (fn, sql_name, params) in queries.items():
-        figures = timed(fn, args.repeat)
-        if sql_name:
-            with connection.cursor() as cursor:
-                cursor.execute("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + selectors._sql(sql_name), params)
-                plan = cursor.fetchone()[0][0]
-            figures["explain_ms"] = round(plan["Execution Time"], 2)
-            figures["plan"] = plan_nodes(plan["Plan"])
-        results["queries"][name] = figures
-        log(f"{name}: {figures['median_ms']} ms median, {figures['max_ms']} ms max")
-    positions = selectors.currency_positions()
+    for label, rolled in (("queries", mark), ("queries_without_totals", rollup.EPOCH)):
+        results[label] = {}
+        for name, (fn, sql_name, params) in queries.items():
+            figures = timed(lambda fn=fn, rolled=rolled: fn(rolled), args.repeat if label == "queries" else 3)
+            if sql_name:
+                with connection.cursor() as cursor:
+                    cursor.execute(
+                        "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + selectors.sql(sql_name), params(rolled)
+                    )
+                    plan = cursor.fetchone()[0][0]
+                figures["explain_ms"] = round(plan["Execution Time"], 2)
+                figures["plan"] = plan_nodes(plan["Plan"])
+            results[label][name] = figures
+            log(f"{label} {name}: {figures['median_ms']} ms median, {figures['max_ms']} ms max")
+    same = [
+        selectors.currency_positions(rolled=mark) == selectors.currency_positions(rolled=rollup.EPOCH),
+        selectors.money_moved(**span, rolled=mark) == selectors.money_moved(**span, rolled=rollup.EPOCH),
+        selectors.refusals(**span, rolled=mark) == selectors.refusals(**span, rolled=rollup.EPOCH),
+    ]
+    results["totals_agree_with_the_rows"] = all(same)
+    positions = selectors.currency_positions(rolled=mark)
     results["positions"] = [vars(p) | {"imbalance": p.imbalance} for p in positions]
     client = Client()
     client.force_login(staff)
-    first = time.perf_counter()
-    response = client.get("/admin/ledger-overview/")
-    results["page_first_ms"] = round((time.perf_counter() - first) * 1000, 1)
-    assert response.status_code == 200, response.status_code
     results["page"] = timed(lambda: client.get("/admin/ledger-overview/"), args.repeat)
+    assert client.get("/admin/ledger-overview/").status_code == 200
     log(f"whole page: {results['page']['median_ms']} ms median, {results['page']['max_ms']} ms max")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2, default=str))
     log(f"figures in {RESULTS.relative_to(REPO)}")
-    return 0 if all(p.imbalance == 0 for p in positions) else 1
+    return 0 if all(p.imbalance == 0 for p in positions) and all(same) else 1
 
 
 def plan_nodes(node: dict, depth: int = 0) -> list[str]:
