@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import psycopg
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from dashboard import sections
 from dashboard.models import HousePosition, MovementHour, RefusalHour, Rollup
-from dashboard.rollup import EPOCH, SETTLE, floor_hour, rollup
+from dashboard.rollup import EPOCH, LOCK_KEY, SETTLE, floor_hour, rollup
 from transfers import services as ledger
 from wallets.models import Wallet
 
@@ -68,3 +70,18 @@ def test_the_windows_start_on_the_hour():
     assert window.month.minute == window.month.second == 0
     assert timedelta(days=30) <= window.now - window.month < timedelta(days=30, hours=1)
     assert window.rolled == EPOCH
+
+
+def test_while_another_view_adds_up_this_one_does_not(scene):
+    """Another connection holds the rollup's lock: this view adds nothing up and keeps the old
+    mark (its page reads the rows since), and adds up once the lock is free."""
+    later = timezone.now() + timedelta(hours=3)
+    params = connection.get_connection_params()
+    params.pop("cursor_factory", None)
+    params.pop("context", None)
+    with psycopg.connect(autocommit=True, **params) as other:
+        other.execute("SELECT pg_advisory_lock(%s)", [LOCK_KEY])
+        assert rollup(now=later) == EPOCH
+    assert not MovementHour.objects.exists()
+    assert not Rollup.objects.exists()
+    assert rollup(now=later) == floor_hour(later - SETTLE)  # the lock is free again
