@@ -40,6 +40,12 @@ class AuditEvent(models.Model):
         ADMIN_ADD = "admin.add", "Admin: added"
         ADMIN_CHANGE = "admin.change", "Admin: changed"
         ADMIN_DELETE = "admin.delete", "Admin: deleted"
+        WEBHOOK_ENDPOINT_CREATED = "webhook.endpoint_created", "Webhook endpoint created"
+        WEBHOOK_ENDPOINT_UPDATED = "webhook.endpoint_updated", "Webhook endpoint updated"
+        WEBHOOK_ENDPOINT_DELETED = "webhook.endpoint_deleted", "Webhook endpoint deleted"
+        WEBHOOK_SECRET_ROTATED = "webhook.secret_rotated", "Webhook secret rotated"
+        WEBHOOK_ENDPOINT_DISABLED = "webhook.endpoint_disabled", "Webhook endpoint disabled (failing)"
+        WEBHOOK_REDELIVERED = "webhook.redelivered", "Webhook delivery redelivered"
 
     id = models.BigAutoField(primary_key=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)

@@ -180,7 +180,7 @@ def _link(operation_id: str, **expressions: str) -> dict[str, Any]:
     return link
 
 
-WALLET_ID = "$response.body#/id"
+WALLET_ID = "$response.body#/id"  # a created resource's own id (a wallet, a webhook endpoint)
 MOVED_WALLET_ID = "$response.body#/wallet/id"
 MOVEMENT_ID = "$response.body#/transfer/id"
 # (operationId, status) -> links from that response to the operations that use what it made.
@@ -203,6 +203,12 @@ LINKS: dict[tuple[str, str], dict[str, dict[str, Any]]] = {
     ("v1_wallets_withdrawals_create", "201"): {
         "GetTransfer": _link("v1_transfers_retrieve", id=MOVEMENT_ID),
         "GetWallet": _link("v1_wallets_retrieve", id=MOVED_WALLET_ID),
+    },
+    ("v1_webhook_endpoints_create", "201"): {
+        "GetWebhookEndpoint": _link("v1_webhook_endpoints_retrieve", id=WALLET_ID),
+        "ChangeWebhookEndpoint": _link("v1_webhook_endpoints_partial_update", id=WALLET_ID),
+        "RotateWebhookSecret": _link("v1_webhook_endpoints_rotate_secret_create", id=WALLET_ID),
+        "DeleteWebhookEndpoint": _link("v1_webhook_endpoints_destroy", id=WALLET_ID),
     },
     ("v1_transfers_create", "201"): {
         "GetTransfer": _link("v1_transfers_retrieve", id="$response.body#/id"),

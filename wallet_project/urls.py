@@ -15,6 +15,7 @@ urlpatterns = [
     path("api/v1/", include("wallets.urls")),
     path("api/v1/", include("transfers.urls")),
     path("api/v1/", include(event_routes(wallet_check=wallet_check_owner))),
+    path("api/v1/", include("webhooks.urls")),
     re_path(r"^api/schema/?$", SpectacularAPIView.as_view(), name="schema"),
     re_path(r"^api/docs/?$", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     re_path(r"^healthz/?$", healthz, name="healthz"),

@@ -154,6 +154,42 @@ LEDGER_CHECKPOINT_ROOT = Gauge(
     multiprocess_mode="mostrecent",
 )
 
+# Webhooks. The endpoint label is the endpoint's id: one series per endpoint, bounded by
+# WEBHOOK_MAX_ENDPOINTS_PER_USER times the users who set one up (operators ask "which
+# receiver is failing", which no aggregate answers). Outcomes are a bounded set of codes.
+WEBHOOK_ATTEMPTS = Counter(
+    "wallet_webhook_delivery_attempts",
+    "Webhook POSTs, by endpoint and outcome (succeeded, or the attempt's error code: http_error, "
+    "timeout, connection_failed, tls_error, address_forbidden, unresolvable, url_invalid).",
+    ["endpoint", "outcome"],
+)
+WEBHOOK_FAILURES = Counter(
+    "wallet_webhook_deliveries_failed",
+    "Webhook deliveries given up after WEBHOOK_RETRY_WINDOW_SECONDS of failed attempts, by endpoint.",
+    ["endpoint"],
+)
+WEBHOOK_LAG = Histogram(
+    "wallet_webhook_delivery_lag_seconds",
+    "From an event's change to its successful delivery, by endpoint.",
+    ["endpoint"],
+    buckets=(0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 4 * 3600.0, 86400.0),
+)
+WEBHOOK_BACKLOG = Gauge(
+    "wallet_webhook_pending_deliveries",
+    "Webhook deliveries not yet succeeded or given up (the dispatcher counts them each pass).",
+    multiprocess_mode="mostrecent",
+)
+WEBHOOK_OLDEST_PENDING = Gauge(
+    "wallet_webhook_oldest_pending_age_seconds",
+    "Age of the oldest pending webhook delivery's event (0 when none): the delivery lag of the backlog.",
+    multiprocess_mode="mostrecent",
+)
+WEBHOOK_DISPATCH_CURSOR = Gauge(
+    "wallet_webhook_dispatched_sequence",
+    "The outbox sequence up to which the dispatcher has turned events into deliveries.",
+    multiprocess_mode="max",
+)
+
 # Known label sets start at 0, so rate() and alerts work before the first event.
 for _outcome in IDEMPOTENCY_OUTCOMES:
     IDEMPOTENCY.labels(outcome=_outcome)
@@ -266,3 +302,25 @@ def record_ledger_checkpoint(*, checkpoint_id: int, root: bytes, created_at: dat
         LEDGER_CHECKPOINT_ROOT.labels(part=str(part)).set(
             int.from_bytes(root[part * 4 : part * 4 + 4], "big")
         )
+
+
+@_never_raise
+def record_webhook_attempt(*, endpoint: str, error: str, lag_seconds: float | None) -> None:
+    """One webhook POST; `error` "" is a success, whose lag (event to delivery) is observed."""
+    endpoint = str(endpoint)
+    WEBHOOK_ATTEMPTS.labels(endpoint=endpoint, outcome=str(error) or "succeeded").inc()
+    if not error and lag_seconds is not None:
+        WEBHOOK_LAG.labels(endpoint=endpoint).observe(max(0.0, lag_seconds))
+
+
+@_never_raise
+def record_webhook_failure(*, endpoint: str) -> None:
+    """A delivery given up."""
+    WEBHOOK_FAILURES.labels(endpoint=str(endpoint)).inc()
+
+
+@_never_raise
+def record_webhook_backlog(*, pending: int, oldest_age_seconds: float, dispatched_sequence: int) -> None:
+    WEBHOOK_BACKLOG.set(int(pending))
+    WEBHOOK_OLDEST_PENDING.set(max(0.0, oldest_age_seconds))
+    WEBHOOK_DISPATCH_CURSOR.set(int(dispatched_sequence))

@@ -6,6 +6,7 @@
     redis          caches, rate-limit counter store, Celery and its beat schedule
     limits         money rules (currencies, amounts, idempotency, retries) and rate limits
     observability  logging and /metrics (tracing reads the standard OTEL_* variables itself)
+    webhooks       webhook endpoints (SSRF rules), signing-secret keys, delivery timeouts and retries
 
 Every value comes from an environment variable with a safe development default, read
 through django-environ (`environment.py`); `.env.example` documents each one. The
@@ -18,3 +19,4 @@ from .database import *  # noqa: F403
 from .limits import *  # noqa: F403
 from .observability import *  # noqa: F403
 from .redis import *  # noqa: F403
+from .webhooks import *  # noqa: F403

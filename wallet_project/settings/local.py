@@ -19,3 +19,8 @@ if "REDIS_URL" not in env:
         "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "wallet"},
         "ratelimit": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "ratelimit"},
     }
+
+# Webhook endpoints on this machine (a receiver on localhost, plain http) are fine here;
+# production refuses both (wallet_project.settings.production).
+WEBHOOK_REQUIRE_HTTPS = env.bool("WEBHOOK_REQUIRE_HTTPS", default=False)
+WEBHOOK_ALLOW_PRIVATE_NETWORKS = env.bool("WEBHOOK_ALLOW_PRIVATE_NETWORKS", default=True)

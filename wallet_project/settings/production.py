@@ -9,7 +9,14 @@ from django.core.exceptions import ImproperlyConfigured
 from foundation.logging import logging_config
 
 from .base import *  # noqa: F403
-from .base import LOG_LEVEL, MIDDLEWARE, SIMPLE_JWT, STORAGES
+from .base import (
+    LOG_LEVEL,
+    MIDDLEWARE,
+    SIMPLE_JWT,
+    STORAGES,
+    WEBHOOK_ALLOW_PRIVATE_NETWORKS,
+    WEBHOOK_REQUIRE_HTTPS,
+)
 from .environment import env, env_items, secret
 
 SECRET_KEY = secret("DJANGO_SECRET_KEY")
@@ -23,6 +30,13 @@ if len(JWT_SIGNING_KEY) < 32:
 if JWT_SIGNING_KEY == SECRET_KEY:
     raise ImproperlyConfigured("JWT_SIGNING_KEY must differ from DJANGO_SECRET_KEY")
 SIMPLE_JWT = {**SIMPLE_JWT, "SIGNING_KEY": JWT_SIGNING_KEY}
+
+# Webhooks: only https endpoints on public addresses (the development and test relaxations
+# are refused here). Without WEBHOOK_SECRET_KEYS the deploy check warns (webhooks.W001).
+if WEBHOOK_ALLOW_PRIVATE_NETWORKS or not WEBHOOK_REQUIRE_HTTPS:
+    raise ImproperlyConfigured(
+        "WEBHOOK_ALLOW_PRIVATE_NETWORKS and WEBHOOK_REQUIRE_HTTPS=false are for development and tests only"
+    )
 
 DEBUG = False
 LOG_FORMAT = env.str("LOG_FORMAT", default="json")

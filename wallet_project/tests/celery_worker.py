@@ -74,7 +74,8 @@ def celery_worker(*, tag: str, output: Path, env: dict[str, str] | None = None) 
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "wallet_project.settings.test",
         "DATABASE_URL": database_url_for_this_run(),
-        **(env or {}),
+        # "{queue}" in a value is this worker's queue (tasks that send tasks route them back here).
+        **{name: value.replace("{queue}", queue) for name, value in (env or {}).items()},
     }
     command = [sys.executable, "-m", "celery", "-A", "wallet_project", "worker", "--pool=solo"]
     command += ["--concurrency=1", "-Q", queue, "-n", node, "-l", "info"]

@@ -40,10 +40,13 @@ from transfers.holds import hold_create, hold_void
 from transfers.models import Hold, LedgerEntry, Transfer
 from users.login_guard import LoginGuard
 from wallets.models import Wallet
+from webhooks.models import WebhookEndpoint
+from webhooks.services import endpoint_create
 
 pytestmark = pytest.mark.django_db
 
 PASSWORD = "S3cure-pass-123"
+PUBLIC_URL = "https://93.184.215.14/hooks"  # public, and an IP literal: no DNS lookup
 WITHIN_CAP = settings.API_MAX_BODY_BYTES - 4096
 BEYOND_CAP = 100_000
 assert WITHIN_CAP > 50_000 and BEYOND_CAP > settings.API_MAX_BODY_BYTES
@@ -127,6 +130,9 @@ def test_the_sweep_sees_every_endpoint():
         "hold-detail",
         "hold-capture",
         "hold-void",
+        "webhook-endpoint-list",
+        "webhook-endpoint-detail",
+        "webhook-endpoint-rotate-secret",
         "schema",
         "docs",
         "healthz",
@@ -172,6 +178,7 @@ class World:
     hold: Hold  # pending, on wallet
     finished_hold: Hold  # voided: capturing or voiding it again is refused (409)
     event: Event  # alice's latest
+    endpoint: WebhookEndpoint  # alice's
 
     def money(self) -> tuple:
         """Everything a refused request must leave as it was."""
@@ -199,7 +206,8 @@ def world(make_user, make_wallet) -> World:
     finished_hold = hold_create(wallet_id=wallet.id, owner_id=alice.id, amount=10)
     hold_void(hold_id=finished_hold.id, owner_id=alice.id)
     event = Event.objects.filter(owner_id=alice.id).order_by("-sequence").first()
-    return World(alice, wallet, other, frozen, transfer, refused_refund, hold, finished_hold, event)
+    endpoint, _ = endpoint_create(owner_id=alice.id, url=PUBLIC_URL, event_types=["*"])
+    return World(alice, wallet, other, frozen, transfer, refused_refund, hold, finished_hold, event, endpoint)
 
 
 def _unique() -> str:
@@ -239,6 +247,8 @@ def valid_body(world: World, name: str, *, refused: bool = False) -> dict[str, A
             "description": "d",
         },
         "hold-capture": lambda: {"amount": 1, "description": "d"},
+        "webhook-endpoint-list": lambda: {"url": PUBLIC_URL, "event_types": ["*"], "description": "d"},
+        "webhook-endpoint-detail": lambda: {"description": "d"},
     }
     return bodies.get(name, dict)()
 
@@ -249,6 +259,7 @@ def path_for(world: World, route: Route, *, refused: bool = False) -> str:
         "wallet": world.frozen.id if refused else world.wallet.id,
         "hold": world.finished_hold.id if refused else world.hold.id,
         "event": world.event.uuid,
+        "webhook": world.endpoint.id,
         # An Idempotency-Key is any printable string: one the sweep knows how to replace.
         "idempotency": world.transfer.id,
     }
@@ -358,7 +369,13 @@ def test_hostile_path_parameters(world, operations, sweep, route_name):
         real = path_for(world, route)
         for kind, value in URL_VALUES.items():
             path = real
-            for real_id in (world.wallet.id, world.transfer.id, world.hold.id, world.event.uuid):
+            for real_id in (
+                world.wallet.id,
+                world.transfer.id,
+                world.hold.id,
+                world.event.uuid,
+                world.endpoint.id,
+            ):
                 path = path.replace(str(real_id), value)
             assert path != real
             yield f"path={kind}", send(client, method, path, valid_body(world, route.name))

@@ -1,0 +1,103 @@
+"""/api/v1/webhook-endpoints: where your events are posted (docs/webhooks.md)."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import status, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from foundation.openapi import problem_responses, request_examples
+from foundation.pagination import KeysetPagination
+from foundation.routing import UUID_PATTERN, parse_uuid
+from foundation.views import OneRoundTripMixin
+from webhooks import selectors, services
+from webhooks.serializers import (
+    WebhookEndpointCreateSerializer,
+    WebhookEndpointSerializer,
+    WebhookEndpointUpdateSerializer,
+    WebhookEndpointWithSecretSerializer,
+    endpoint_data,
+)
+
+URL_PROBLEMS = {
+    422: "`webhook_url_forbidden`: the host resolves to a private, loopback, link-local or otherwise "
+    "non-public address; `webhook_url_unresolvable`; `webhook_url_invalid`: a port out of range or a "
+    "host that is no valid name.",
+}
+NOT_FOUND = {404: "`not_found`: no such endpoint of yours."}
+
+
+class EndpointPagination(KeysetPagination):
+    ordering = ("-created_at", "-id")
+
+
+class WebhookEndpointViewSet(OneRoundTripMixin, viewsets.GenericViewSet):
+    serializer_class = WebhookEndpointSerializer
+    pagination_class = EndpointPagination
+    lookup_value_regex = UUID_PATTERN
+
+    @extend_schema(responses={200: WebhookEndpointSerializer(many=True)})
+    def list(self, request: Request) -> Response:
+        page = self.paginate_queryset(selectors.endpoint_list(owner_id=request.user.id))
+        return self.get_paginated_response([endpoint_data(endpoint) for endpoint in page])
+
+    @extend_schema(
+        request=WebhookEndpointCreateSerializer,
+        responses={
+            201: WebhookEndpointWithSecretSerializer,
+            **problem_responses({**URL_PROBLEMS, 409: "`webhook_endpoint_limit`: delete an endpoint first."}),
+        },
+        examples=request_examples(
+            endpoint={
+                "url": "https://shop.example/hooks/wallet",
+                "event_types": ["transfer.created", "deposit.created"],
+                "description": "shop",
+            }
+        ),
+    )
+    def create(self, request: Request) -> Response:
+        """A new endpoint. The answer holds its signing secret: the only time it is shown."""
+        serializer = WebhookEndpointCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        endpoint, secret = services.endpoint_create(owner_id=request.user.id, **serializer.validated_data)
+        return Response(endpoint_data(endpoint, secret), status=status.HTTP_201_CREATED)
+
+    @extend_schema(responses={200: WebhookEndpointSerializer, **problem_responses(NOT_FOUND)})
+    def retrieve(self, request: Request, pk: str) -> Response:
+        endpoint = selectors.endpoint_get(endpoint_id=parse_uuid(pk), owner_id=request.user.id)
+        return Response(endpoint_data(endpoint))
+
+    @extend_schema(
+        request=WebhookEndpointUpdateSerializer,
+        responses={200: WebhookEndpointSerializer, **problem_responses({**URL_PROBLEMS, **NOT_FOUND})},
+        examples=request_examples(enable={"enabled": True}),
+    )
+    def partial_update(self, request: Request, pk: str) -> Response:
+        """Change url, event_types, description or enabled."""
+        serializer = WebhookEndpointUpdateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        endpoint = services.endpoint_update(
+            endpoint_id=parse_uuid(pk), owner_id=request.user.id, **serializer.validated_data
+        )
+        return Response(endpoint_data(endpoint))
+
+    @extend_schema(request=None, responses={204: None, **problem_responses(NOT_FOUND)})
+    def destroy(self, request: Request, pk: str) -> Response:
+        """Delete the endpoint: nothing more is sent to it; pending deliveries are cancelled."""
+        services.endpoint_delete(endpoint_id=parse_uuid(pk), owner_id=request.user.id)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(
+        request=None,
+        responses={200: WebhookEndpointWithSecretSerializer, **problem_responses(NOT_FOUND)},
+    )
+    @action(detail=True, methods=["post"], url_path="rotate-secret")
+    def rotate_secret(self, request: Request, pk: str) -> Response:
+        """A new signing secret, shown only now. For WEBHOOK_SECRET_ROTATION_GRACE_SECONDS
+        (a day) deliveries carry signatures by both the new and the old secret."""
+        endpoint, secret = services.endpoint_rotate_secret(
+            endpoint_id=parse_uuid(pk), owner_id=request.user.id
+        )
+        return Response(endpoint_data(endpoint, secret))
