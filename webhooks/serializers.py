@@ -23,10 +23,18 @@ class StrictBooleanField(serializers.BooleanField):
         return data
 
 
+EVENT_TYPE_ITEMS = {"type": "string", "enum": [choice for choice, _ in EVENT_TYPE_CHOICES]}
+
+
+@extend_schema_field({"type": "array", "items": EVENT_TYPE_ITEMS})
+class EventTypesShownField(serializers.ListField):
+    child = serializers.CharField()
+
+
 @extend_schema_field(
     {
         "type": "array",
-        "items": {"type": "string", "enum": [choice for choice, _ in EVENT_TYPE_CHOICES]},
+        "items": EVENT_TYPE_ITEMS,
         "minItems": 1,
         "maxItems": len(EVENT_TYPE_CHOICES),
         "uniqueItems": True,
@@ -99,7 +107,7 @@ class WebhookEndpointSerializer(serializers.Serializer):
     id = serializers.UUIDField()
     url = serializers.CharField()
     description = serializers.CharField()
-    event_types = serializers.ListField(child=serializers.ChoiceField(choices=EVENT_TYPE_CHOICES))
+    event_types = EventTypesShownField()
     enabled = serializers.BooleanField()
     disabled_reason = serializers.ChoiceField(
         choices=WebhookEndpoint.DisabledReason.choices,

@@ -26,6 +26,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection, transaction
+from django.utils import timezone
 from psycopg import sql
 
 from audit.models import AuditEvent
@@ -33,6 +34,9 @@ from transfers.holds import hold_create
 from transfers.ledger_chain import ledger_checkpoint_create
 from transfers.models import HeldChange, Hold, LedgerEntry, Transfer
 from wallets.models import Wallet
+from webhooks.dispatch import fan_out_settled
+from webhooks.models import WebhookAttempt, WebhookDelivery
+from webhooks.services import endpoint_create
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -43,7 +47,10 @@ APPEND_ONLY = (
     "transfers_ledgercheckpointwallet",
     "transfers_heldchange",
     "audit_auditevent",
+    "events_event",
+    "webhooks_attempt",
 )
+PRIMARY_KEY = {"events_event": "sequence"}  # the others' is `id`
 INSUFFICIENT_PRIVILEGE = "42501"
 _counter = itertools.count(1)
 
@@ -150,9 +157,15 @@ def ledger(make_user, make_wallet) -> Wallet:
     """A user wallet with one committed deposit and a pending hold of 100: a transfer, two
     entries, a ledger checkpoint, a change of held and an audit event at least."""
     user = make_user()
+    endpoint, _ = endpoint_create(owner_id=user.id, url="https://93.184.215.14/hooks", event_types=["*"])
     wallet = make_wallet(user, balance=1_000)
     hold_create(wallet_id=wallet.id, owner_id=user.id, amount=100)
     ledger_checkpoint_create()
+    fan_out_settled()  # the deposit's and the hold's events become deliveries to the endpoint
+    delivery = WebhookDelivery.objects.filter(endpoint=endpoint).first()
+    WebhookAttempt.objects.create(
+        delivery=delivery, number=1, started_at=timezone.now(), duration_ms=1, error="timeout"
+    )
     if not AuditEvent.objects.exists():
         AuditEvent.objects.create(action=AuditEvent.Action.LOGIN_FAILED, actor_label="probe")
     return wallet
@@ -274,7 +287,7 @@ def test_app_role_can_insert_audit_events(roles, ledger):
 @pytest.mark.parametrize("table", APPEND_ONLY)
 @pytest.mark.parametrize(
     "statement",
-    ["UPDATE {} SET id = id", "DELETE FROM {}", "TRUNCATE {}"],
+    ["UPDATE {table} SET {pk} = {pk}", "DELETE FROM {table}", "TRUNCATE {table}"],
     ids=["update", "delete", "truncate"],
 )
 def test_app_role_cannot_change_or_erase_append_only_tables(roles, ledger, table, statement):
@@ -282,10 +295,22 @@ def test_app_role_cannot_change_or_erase_append_only_tables(roles, ledger, table
     assert before > 0  # a refused UPDATE/DELETE of zero rows would prove nothing
 
     with roles.connect(roles.app) as conn:
-        _assert_refused(conn, sql.SQL(statement).format(sql.Identifier(table)))
+        pk = sql.Identifier(PRIMARY_KEY.get(table, "id"))
+        _assert_refused(conn, sql.SQL(statement).format(table=sql.Identifier(table), pk=pk))
 
     assert _count(table) == before
     assert not {"UPDATE", "DELETE", "TRUNCATE"} & _privileges(roles.app, table)
+
+
+def test_app_role_changes_webhook_deliveries_but_never_deletes_them(roles, ledger):
+    before = _count("webhooks_delivery")
+    assert before > 0
+    with roles.connect(roles.app) as conn:
+        conn.execute("UPDATE webhooks_delivery SET next_attempt_at = now()")
+        _assert_refused(conn, sql.SQL("DELETE FROM webhooks_delivery"))
+        _assert_refused(conn, sql.SQL("TRUNCATE webhooks_delivery CASCADE"))
+    assert _count("webhooks_delivery") == before
+    assert _privileges(roles.app, "webhooks_delivery") == {"SELECT", "INSERT", "UPDATE"}
 
 
 def test_triggers_alone_do_not_stop_truncate(ledger):

@@ -13,6 +13,7 @@ import subprocess
 import sys
 
 import pytest
+from cryptography.fernet import Fernet
 from django.conf import settings
 
 MANAGE = str(settings.BASE_DIR / "manage.py")
@@ -24,12 +25,13 @@ def production_env(**overrides: str | None) -> dict[str, str]:
     env = {
         name: value
         for name, value in os.environ.items()
-        if not name.startswith(("DJANGO_", "JWT_", "DATABASE_URL", "SECURE_", "LOG_"))
+        if not name.startswith(("DJANGO_", "JWT_", "DATABASE_URL", "SECURE_", "LOG_", "WEBHOOK_"))
     }
     env.update(
         DJANGO_SETTINGS_MODULE=PRODUCTION,
         DJANGO_SECRET_KEY=secrets.token_urlsafe(64),
         JWT_SIGNING_KEY=secrets.token_urlsafe(64),
+        WEBHOOK_SECRET_KEYS=Fernet.generate_key().decode(),
         DJANGO_ALLOWED_HOSTS="wallet.example.com",
         DJANGO_CSRF_TRUSTED_ORIGINS="https://wallet.example.com",
         DATABASE_URL="postgres://wallet_app:app-password@db.internal:5432/wallet",
@@ -99,8 +101,18 @@ def test_production_settings_are_hardened():
         ({"JWT_SIGNING_KEY": None}, "JWT_SIGNING_KEY must be set"),
         ({"JWT_SIGNING_KEY": ""}, "JWT_SIGNING_KEY must be set"),
         ({"DATABASE_URL": "sqlite:////tmp/wallet.sqlite3"}, "runs on PostgreSQL only"),
+        ({"WEBHOOK_ALLOW_PRIVATE_NETWORKS": "true"}, "for development and tests only"),
+        ({"WEBHOOK_REQUIRE_HTTPS": "false"}, "for development and tests only"),
     ],
-    ids=["no-secret-key", "empty-secret-key", "no-jwt-key", "empty-jwt-key", "sqlite"],
+    ids=[
+        "no-secret-key",
+        "empty-secret-key",
+        "no-jwt-key",
+        "empty-jwt-key",
+        "sqlite",
+        "webhooks-to-private-networks",
+        "webhooks-over-http",
+    ],
 )
 def test_production_settings_refuse_to_load_without_real_values(overrides, message):
     result = run(MANAGE, "check", **overrides)
@@ -119,8 +131,18 @@ def test_production_settings_refuse_to_load_without_real_values(overrides, messa
         ({"DJANGO_ALLOWED_HOSTS": " , "}, "security.W020"),
         ({"DJANGO_SECURE_HSTS_SECONDS": "0"}, "security.W004"),
         ({"DJANGO_SECURE_SSL_REDIRECT": "false"}, "security.W008"),
+        ({"WEBHOOK_SECRET_KEYS": None}, "webhooks.W001"),
+        ({"WEBHOOK_SECRET_KEYS": "not-a-fernet-key"}, "webhooks.E001"),
     ],
-    ids=["weak-secret-key", "no-allowed-hosts", "blank-allowed-hosts", "no-hsts", "no-ssl-redirect"],
+    ids=[
+        "weak-secret-key",
+        "no-allowed-hosts",
+        "blank-allowed-hosts",
+        "no-hsts",
+        "no-ssl-redirect",
+        "no-webhook-secret-keys",
+        "bad-webhook-secret-key",
+    ],
 )
 def test_the_deploy_check_fails_on_a_weakened_configuration(overrides, warning):
     """The check this module relies on does catch what it is meant to catch."""

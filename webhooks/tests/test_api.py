@@ -209,13 +209,13 @@ def test_the_limit_holds_under_concurrent_creations(make_user, api_client, setti
 
 
 def test_deleting_cancels_pending_deliveries(make_user, make_wallet, api_client, settings):
-    from webhooks.dispatch import fan_out
+    from webhooks.dispatch import fan_out_settled
 
     alice = make_user()
     client = api_client(alice)
     created = create(client, event_types=["*"]).json()
     make_wallet(alice, balance=100)
-    fan_out()
+    fan_out_settled()
     assert WebhookDelivery.objects.filter(status="pending").count() == 1
 
     client.delete(f"{URL}/{created['id']}")

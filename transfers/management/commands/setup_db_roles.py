@@ -4,7 +4,8 @@ The owner role owns the schema's tables, sequences and functions; `migrate` runs
 it. The application role may read and write ordinary tables but may only SELECT and
 INSERT the ledger (transfers, ledger entries, ledger checkpoints, the history of held
 amounts, which the wallets' trigger writes with the privileges of the role changing
-`held`) and the audit trail: no UPDATE, DELETE or TRUNCATE. The append-only triggers
+`held`), the audit trail, the outbox's events and webhook delivery attempts: no UPDATE,
+DELETE or TRUNCATE; webhook deliveries change but are never deleted. The append-only triggers
 (transfers/0003, 0011, 0013) already refuse UPDATE and DELETE for everyone; these grants
 are a second, independent layer, and the only one that stops TRUNCATE (row triggers
 never fire for it).
@@ -37,7 +38,12 @@ APPEND_ONLY_TABLES = (
     "transfers_ledgercheckpointwallet",
     "transfers_heldchange",
     "audit_auditevent",
+    "events_event",
+    "webhooks_attempt",
 )
+# Tables the application changes but never deletes from (deliveries: their attempts and
+# the events they name must stay explainable).
+NO_DELETE_TABLES = ("webhooks_delivery",)
 # Tables the application only reads (it never migrates).
 READ_ONLY_TABLES = ("django_migrations",)
 
@@ -160,6 +166,7 @@ def role_statements(
         sql.SQL("GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {} TO {}").format(s, a),
     ]
     narrowed = [(table, "UPDATE, DELETE, TRUNCATE") for table in APPEND_ONLY_TABLES]
+    narrowed += [(table, "DELETE, TRUNCATE") for table in NO_DELETE_TABLES]
     narrowed += [(table, "INSERT, UPDATE, DELETE, TRUNCATE") for table in READ_ONLY_TABLES]
     for table, privileges in narrowed:
         # A table that does not exist yet (e.g. before the audit app is migrated) is
