@@ -194,6 +194,7 @@ def test_rate_limit_refusals_are_recorded_once_per_client_and_window(api_client,
     for user in (carol, carol, carol, dave):
         api_client(user).get("/api/v1/wallets")
     events = AuditEvent.objects.filter(action=AuditEvent.Action.RATE_LIMITED)
-    assert [(e.outcome, e.details["key"], e.details["limit"]) for e in events] == [
-        ("user", f"u{carol.id}", 1)
+    assert [(e.outcome, e.details["key"], e.details["limit"], e.actor_id) for e in events] == [
+        ("user", f"u{carol.id}", 1, carol.id)
     ]
+    assert events.get().client_ip == "127.0.0.1"
