@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
 from datetime import timedelta
 
 import psycopg
 import pytest
+from django.core.management import call_command
 from django.db import connection
 from django.utils import timezone
 
@@ -13,6 +15,7 @@ from dashboard import sections
 from dashboard.models import HousePosition, MovementHour, RefusalHour, Rollup
 from dashboard.rollup import EPOCH, LOCK_KEY, SETTLE, floor_hour, rollup
 from transfers import services as ledger
+from transfers.models import Transfer
 from wallets.models import Wallet
 
 pytestmark = pytest.mark.django_db
@@ -85,3 +88,22 @@ def test_while_another_view_adds_up_this_one_does_not(scene):
     assert not MovementHour.objects.exists()
     assert not Rollup.objects.exists()
     assert rollup(now=later) == floor_hour(later - SETTLE)  # the lock is free again
+
+
+def test_a_view_out_of_budget_leaves_the_rest_to_the_next(scene, monkeypatch):
+    monkeypatch.setattr("dashboard.rollup.STEP", timedelta(hours=1))
+    later = timezone.now() + timedelta(hours=3)
+    before = figures(later)
+    first = floor_hour(Transfer.objects.earliest("created_at").created_at)  # where the history starts
+    assert rollup(now=later, budget=0) == first + timedelta(hours=1)  # one step, then out of time
+    assert figures(later) == before
+    assert rollup(now=later, budget=None) == floor_hour(later - SETTLE)
+    assert figures(later) == before
+
+
+def test_the_command_adds_up_everything(scene):
+    out = io.StringIO()
+    call_command("dashboard_rollup", stdout=out)
+    mark = Rollup.objects.get().rolled_until
+    assert mark == floor_hour(timezone.now() - SETTLE)
+    assert f"rolled up until {mark.isoformat()} (was {EPOCH.isoformat()})" in out.getvalue()
