@@ -22,7 +22,8 @@ import time
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 from standardwebhooks import Webhook
 
@@ -149,43 +150,52 @@ def _record(delivery_id: int, started: datetime, seconds: float, answer: Answer)
 
 
 def _sendable(delivery_id: int) -> WebhookDelivery | None:
-    """The delivery, if it is still the pending head of its lane on an enabled endpoint;
-    otherwise its lease is let go and None."""
-    delivery = WebhookDelivery.objects.select_related("endpoint", "event").filter(pk=delivery_id).first()
+    """The delivery, if it is still the pending head of its lane on an enabled endpoint
+    (one query); otherwise its lease is let go and None."""
+    earlier = WebhookDelivery.objects.filter(
+        endpoint_id=OuterRef("endpoint_id"),
+        wallet_id=OuterRef("wallet_id"),
+        status=Status.PENDING,
+        event_id__lt=OuterRef("event_id"),
+    )
+    delivery = (
+        WebhookDelivery.objects.select_related("endpoint", "event")
+        .annotate(behind=Exists(earlier))
+        .filter(pk=delivery_id)
+        .first()
+    )
     if delivery is None or delivery.status != Status.PENDING:
         return None
     endpoint = delivery.endpoint
-    earlier = WebhookDelivery.objects.filter(
-        endpoint_id=delivery.endpoint_id,
-        wallet_id=delivery.wallet_id,
-        status=Status.PENDING,
-        event_id__lt=delivery.event_id,
-    ).exists()
-    if earlier or not endpoint.enabled or endpoint.deleted_at is not None:
+    if delivery.behind or not endpoint.enabled or endpoint.deleted_at is not None:
         WebhookDelivery.objects.filter(pk=delivery_id).update(locked_until=None)
         return None
     return delivery
 
 
+LEASE_NEXT_SQL = """
+UPDATE webhooks_delivery SET locked_until = now() + %(lease)s * interval '1 second'
+WHERE id = (
+    SELECT id FROM webhooks_delivery
+    WHERE endpoint_id = %(endpoint)s AND wallet_id = %(wallet)s AND status = 'pending'
+    ORDER BY event_id LIMIT 1
+)
+  AND status = 'pending'
+  AND next_attempt_at <= now()
+  AND (locked_until IS NULL OR locked_until < now())
+RETURNING id
+"""
+
+
 def _lease_next(delivery: WebhookDelivery) -> int | None:
-    """Lease the lane's next pending delivery if it is due and free."""
-    now = timezone.now()
-    head = (
-        WebhookDelivery.objects.filter(
-            endpoint_id=delivery.endpoint_id, wallet_id=delivery.wallet_id, status=Status.PENDING
+    """Lease the lane's next pending delivery if it is due and free (one statement)."""
+    with connection.cursor() as db:
+        db.execute(
+            LEASE_NEXT_SQL,
+            {"lease": lease_seconds(), "endpoint": delivery.endpoint_id, "wallet": delivery.wallet_id},
         )
-        .order_by("event_id")
-        .values_list("id", flat=True)
-        .first()
-    )
-    if head is None:
-        return None
-    leased = (
-        WebhookDelivery.objects.filter(pk=head, status=Status.PENDING, next_attempt_at__lte=now)
-        .exclude(locked_until__gte=now)
-        .update(locked_until=now + timedelta(seconds=lease_seconds()))
-    )
-    return head if leased else None
+        row = db.fetchone()
+    return row[0] if row else None
 
 
 def lane_send(delivery_id: int, *, budget_seconds: float | None = None) -> int:

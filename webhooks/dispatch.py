@@ -127,6 +127,8 @@ def fan_out(*, batch: int | None = None) -> Pass:
             if sequence != upto + 1:
                 break
             upto = sequence
+        if cursor.waiting_sequence is not None and cursor.waiting_sequence <= upto:
+            cursor.waiting_sequence, cursor.waiting_xids = None, []  # passed without a gap
         if sequences and sequences[-1] > upto and not in_progress:
             # No other transaction was open: every gap below what this snapshot saw is final.
             upto, cursor.waiting_sequence, cursor.waiting_xids = sequences[-1], None, []
