@@ -9,6 +9,7 @@ from datetime import timedelta
 
 import pytest
 from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from standardwebhooks import Webhook
 
@@ -328,3 +329,22 @@ def test_backoff_grows_exponentially_with_jitter_and_is_capped(settings):
         waits = {backoff_seconds(attempt) for _ in range(50)}
         assert all(full / 2 <= wait <= full for wait in waits)
         assert len(waits) > 1  # jittered
+
+
+def test_a_delivery_costs_a_bounded_number_of_queries(alice_and_bob, receiver):
+    alice, _, a, _ = alice_and_bob
+    services.endpoint_create(owner_id=alice.id, url=receiver.url, event_types=["*"])
+    ledger.deposit_create(wallet_id=a.id, owner_id=alice.id, amount=5)
+    leased, _ = dispatch_pass()
+    assert len(leased) == 1
+
+    with CaptureQueriesContext(connection) as queries:
+        assert lane_send(leased[0]) == 1
+
+    statements = [
+        q["sql"]
+        for q in queries.captured_queries
+        if q["sql"].split()[0] not in ("SAVEPOINT", "RELEASE", "BEGIN", "COMMIT")
+    ]
+    # The head check; the locked read, the attempt, the delivery; the next lease.
+    assert len(statements) <= 5, statements
