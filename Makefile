@@ -30,6 +30,7 @@ run: $(VENV)/.installed
 test: $(VENV)/.installed
 	scripts/ensure_postgres.sh
 	scripts/ensure_redis.sh
+	scripts/ensure_browser.sh
 	$(BIN)/python scripts/ensure_database.py
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

@@ -24,6 +24,8 @@ class AuditEvent(models.Model):
         HOLD_VOIDED = "money.hold_voided", "Hold voided"
         HOLD_EXPIRED = "money.hold_expired", "Hold expired"
         MONEY_FAILED = "money.failed", "Money movement refused"
+        # The first request a quota refused in its window, per client (foundation.ratelimits).
+        RATE_LIMITED = "ratelimit.rejected", "Rate limit: first refusal in a window"
         ADJUSTMENT_PROPOSED = "correction.proposed", "Adjustment proposed"
         ADJUSTMENT_APPROVED = "correction.approved", "Adjustment approved"
         ADJUSTMENT_REJECTED = "correction.rejected", "Adjustment rejected"

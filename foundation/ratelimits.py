@@ -15,6 +15,11 @@ every budget of a request in one pipeline. Here every counter a request spends i
 created-if-missing and incremented in one pipelined round trip (`count`), and a
 counted attempt can be given back (`give_back`). The arithmetic is a few lines; the
 syntax and semantics (fixed windows, per-key stagger) are django-ratelimit's.
+
+Each refusal is counted in the metrics. The first refusal of a counter's window (its value
+is one past the budget) also sends `rate_limit_refused`, so an app above can keep a durable
+record of it at one write per client and window, however hard the client keeps knocking
+(the dashboard app writes it to the audit trail).
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import caches
+from django.dispatch import Signal
 from django_redis import get_redis_connection
 from redis.exceptions import RedisError
 from rest_framework.request import Request
@@ -41,6 +47,9 @@ from foundation.store_health import redis_health
 
 _RATE = re.compile(r"^(\d+)/(\d*)([smhd])$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+# Sent with scope, key, limit and window_end (epoch seconds) for a counter's first refusal
+# in its window (send_robust: the refusal is answered whatever a receiver does).
+rate_limit_refused = Signal()
 # Counters outlive their window a little, so a request at the window's edge still finds its count.
 _EXPIRY_FUDGE = 5
 
@@ -64,6 +73,7 @@ class Counter:
     ttl: int
     window_end: int
     money: bool = False  # a money budget: RATE_LIMIT_FAIL_OPEN_MONEY decides when Redis is down
+    key: str = ""  # whose counter: "u<user id>", "ip<address>", ...
 
     @classmethod
     def for_key(
@@ -74,7 +84,7 @@ class Counter:
         offset = zlib.crc32(key.encode("utf-8", "surrogatepass")) % period
         window_end = now - ((now - offset) % period) + period
         cache_key = f"quota:{scope}:{key}:{window_end}"
-        return cls(scope, cache_key, limit, period + _EXPIRY_FUDGE, window_end, money)
+        return cls(scope, cache_key, limit, period + _EXPIRY_FUDGE, window_end, money, key)
 
     def wait(self, now: float | None = None) -> int:
         """Seconds until this window ends (at least 1)."""
@@ -242,6 +252,14 @@ def decide(counters: Sequence[Counter], values: Sequence[int] | None) -> float |
     for counter, value in zip(counters, values, strict=True):
         if value > counter.limit:
             metrics.record_rate_limited(counter.scope)
+            if value == counter.limit + 1:
+                rate_limit_refused.send_robust(
+                    sender=Counter,
+                    scope=counter.scope,
+                    key=counter.key,
+                    limit=counter.limit,
+                    window_end=counter.window_end,
+                )
             wait = max(wait or 1, counter.wait())
     return wait
 

@@ -34,6 +34,7 @@ INSTALLED_APPS = [
     "transfers",
     "corrections",
     "audit",
+    "dashboard",
 ]
 
 MIDDLEWARE = [
