@@ -351,11 +351,51 @@ def proposals_waiting(window: Window) -> Section:
     return Section("adjustments", "Adjustments waiting for approval", figures=(figure,), tables=(table,))
 
 
+def webhook_failures(window: Window) -> Section:
+    """Webhook deliveries given up after a day of failed attempts, by their last error."""
+    failed = selectors.webhook_failures(day=window.day, month=window.month)
+    deliveries = "webhooks_webhookdelivery_changelist"
+    day_total, month_total = sum(f.day_count for f in failed), sum(f.month_count for f in failed)
+    table = Table(
+        "Webhook deliveries given up, by last error",
+        ("Last error", "24 h", "30 d"),
+        tuple(
+            (
+                Cell(f.error, href=admin_url(deliveries, status__exact="failed", last_error__exact=f.error)),
+                Cell(number(f.day_count), numeric=True),
+                Cell(number(f.month_count), numeric=True),
+            )
+            for f in failed
+        ),
+        empty="No webhook delivery was given up in the last 30 days.",
+    )
+    chart = bar_chart(
+        "Given up by last error, last 30 days",
+        [(f.error, f.month_count, number(f.month_count)) for f in failed],
+    )
+    figures = (
+        Figure("Deliveries given up, 24 h", number(day_total), BAD if day_total else OK,
+               admin_url(deliveries, status__exact="failed")),
+        Figure("Deliveries given up, 30 d", number(month_total), WARN if month_total else OK),
+    )  # fmt: skip
+    return Section(
+        "webhooks",
+        "Webhook delivery failures",
+        figures=figures,
+        charts=(chart,) if failed else (),
+        tables=(table,),
+        note="A delivery is given up after WEBHOOK_RETRY_WINDOW_SECONDS of failed attempts; the "
+        "backlog and lag are the wallet_webhook_* metrics (docs/webhooks.md). Redeliver from "
+        "Webhook deliveries.",
+    )
+
+
 SECTIONS: list[SectionProvider] = [
     ledger_positions,
     reconciliation,
     money_moved,
     refusals,
+    webhook_failures,
     holds_expiring,
     proposals_waiting,
 ]

@@ -138,3 +138,19 @@ def proposals_waiting(*, limit: int) -> tuple[int, list[WaitingProposal]]:
     rows = _rows("proposals_waiting", {"limit": limit})
     total = int(rows[0][-1]) if rows else 0
     return total, [WaitingProposal(*row[:-1]) for row in rows]
+
+
+@dataclass(frozen=True)
+class WebhookFailures:
+    error: str  # the last attempt's error code (webhooks.models.WebhookAttempt.error)
+    day_count: int
+    month_count: int
+
+
+def webhook_failures(*, day: datetime, month: datetime) -> list[WebhookFailures]:
+    """Webhook deliveries given up (failed) since `month` and since `day`, by their last
+    error: one range scan of webhook_delivery_finished_idx (status, finished_at)."""
+    return [
+        WebhookFailures(error, int(d), int(m))
+        for error, d, m in _rows("webhook_failures", {"day": day, "month": month})
+    ]

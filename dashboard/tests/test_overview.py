@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 
 from audit.models import AuditEvent
 from dashboard import sections
 from dashboard.selectors import CurrencyPosition
 from dashboard.tests.conftest import STAFF_PASSWORD
+from transfers import services as ledger
 from transfers.models import Hold, ReconciliationRun
+from wallets.services import wallet_create
+from webhooks.dispatch import fan_out_settled
+from webhooks.models import WebhookDelivery
+from webhooks.services import endpoint_create
 
 pytestmark = pytest.mark.django_db
 
@@ -161,8 +168,8 @@ def test_staff_log_in_through_the_form(client, staff):
 # whether an hour is to be rolled up (1); the snapshot (here a savepoint and its release;
 # in production SET TRANSACTION, 1); the rolled-up mark as the snapshot sees it (1); then
 # one query per figure: positions (and wallets to review), last run, money moved, refusals,
-# holds expiring, proposals waiting (6).
-BUDGET = 14
+# webhook deliveries given up, holds expiring, proposals waiting (7).
+BUDGET = 15
 
 
 def test_query_budget_does_not_grow_with_the_ledger(client, scene, make_wallet, api_client):
@@ -198,3 +205,24 @@ def test_rate_limit_refusals_are_recorded_once_per_client_and_window(api_client,
         ("user", f"u{carol.id}", 1, carol.id)
     ]
     assert events.get().client_ip == "127.0.0.1"
+
+
+def test_webhook_deliveries_given_up_are_counted_by_last_error(client, scene):
+    endpoint, _ = endpoint_create(owner_id=scene.bob.id, url="https://93.184.215.14/hooks", event_types=["*"])
+    wallet = wallet_create(owner_id=scene.bob.id, currency="USD")
+    for amount in (1, 2, 3):
+        ledger.deposit_create(wallet_id=wallet.id, owner_id=scene.bob.id, amount=amount)
+    fan_out_settled()
+    deliveries = list(WebhookDelivery.objects.filter(endpoint=endpoint).order_by("id"))
+    assert len(deliveries) == 3
+    now = timezone.now()
+    for delivery, error, days in zip(
+        deliveries, ["timeout", "http_error", "http_error"], [0, 0, 3], strict=True
+    ):
+        WebhookDelivery.objects.filter(pk=delivery.pk).update(
+            status="failed", attempts=30, last_error=error, finished_at=now - timedelta(days=days)
+        )
+
+    html = page(client, scene.staff)
+
+    assert cells(html, "webhooks") == [["http_error", "1", "2"], ["timeout", "1", "1"]]

@@ -21,14 +21,14 @@ def test_a_chart_of_nothing_draws_no_bar():
 
 @pytest.mark.django_db
 def test_a_provider_is_one_function(client, staff, monkeypatch):
-    def webhook_failures(window: sections.Window) -> sections.Section:
-        chart = bar_chart("Failures by reason", [("timeout", 3, "3"), ("http_500", 1, "1")])
-        figure = sections.Figure("Failed deliveries, 24 h", "4", sections.BAD)
-        return sections.Section("webhooks", "Webhook delivery failures", figures=(figure,), charts=(chart,))
+    def payouts(window: sections.Window) -> sections.Section:
+        chart = bar_chart("Payouts by rail", [("sepa", 3, "3"), ("ach", 1, "1")])
+        figure = sections.Figure("Payouts, 24 h", "4", sections.BAD)
+        return sections.Section("payouts", "Payouts", figures=(figure,), charts=(chart,))
 
-    monkeypatch.setattr(sections, "SECTIONS", [*sections.SECTIONS, webhook_failures])
+    monkeypatch.setattr(sections, "SECTIONS", [*sections.SECTIONS, payouts])
     client.force_login(staff)
     html = client.get("/admin/ledger-overview/").content.decode()
-    assert '<section class="dash-section module" id="section-webhooks"' in html
-    assert 'data-chart="Failures by reason"' in html
-    assert html.index('id="section-adjustments"') < html.index('id="section-webhooks"')
+    assert '<section class="dash-section module" id="section-payouts"' in html
+    assert 'data-chart="Payouts by rail"' in html
+    assert html.index('id="section-adjustments"') < html.index('id="section-payouts"')
