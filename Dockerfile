@@ -44,7 +44,7 @@ RUN DJANGO_SECRET_KEY=build-only-collectstatic-not-a-secret-0123456789abcdef \
     DATABASE_URL=postgres://build@localhost:5432/build \
     OTEL_SDK_DISABLED=true \
     python manage.py collectstatic --noinput \
- && python -m compileall -q wallet_project users wallets transfers audit \
+ && python -m compileall -q foundation wallet_project users wallets transfers audit events webhooks corrections dashboard \
  && chmod 0755 deploy/entrypoint.sh deploy/migrate.sh
 # Set after the build steps: prometheus_client switches to multiprocess mode as soon as the
 # variable exists (even empty), and collectstatic must not leave metric files in a layer.
