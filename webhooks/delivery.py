@@ -110,6 +110,10 @@ def _record(delivery_id: int, started: datetime, seconds: float, answer: Answer)
             error=answer.error,
             response_excerpt=answer.excerpt[:512],
         )
+        if delivery.status != Status.PENDING:
+            # Cancelled (its endpoint deleted) while this attempt was in flight: the attempt
+            # is on record, the delivery stays as it was ended.
+            return delivery
         delivery.attempts = number
         delivery.first_attempted_at = delivery.first_attempted_at or started
         delivery.last_attempted_at = started

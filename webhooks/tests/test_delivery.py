@@ -348,3 +348,27 @@ def test_a_delivery_costs_a_bounded_number_of_queries(alice_and_bob, receiver):
     ]
     # The head check; the locked read, the attempt, the delivery; the next lease.
     assert len(statements) <= 5, statements
+
+
+def test_an_endpoint_deleted_during_an_attempt_keeps_its_cancelled_delivery(
+    alice_and_bob, receiver, monkeypatch
+):
+    from webhooks import delivery as sender
+
+    alice, _, a, _ = alice_and_bob
+    endpoint, _ = services.endpoint_create(owner_id=alice.id, url=receiver.url, event_types=["*"])
+    ledger.deposit_create(wallet_id=a.id, owner_id=alice.id, amount=5)
+    leased, _ = dispatch_pass()
+    real_attempt = sender._attempt
+
+    def attempt_then_delete(delivery):
+        answer = real_attempt(delivery)
+        services.endpoint_delete(endpoint_id=endpoint.id, owner_id=alice.id)
+        return answer
+
+    monkeypatch.setattr(sender, "_attempt", attempt_then_delete)
+    assert lane_send(leased[0]) == 0
+
+    delivery = WebhookDelivery.objects.get(endpoint=endpoint)
+    assert (delivery.status, delivery.attempts) == (Status.CANCELLED, 0)
+    assert WebhookAttempt.objects.filter(delivery=delivery, status_code=200).count() == 1
