@@ -20,6 +20,8 @@ on ports picked at run time (--free-ports, what the drills use so runs never col
 
 Run as root, the servers run as the `postgres` OS user (PostgreSQL and PgBouncer refuse
 root); run as another user, as that user. The drills import `HaCluster` from here.
+subprocess only runs fixed argument lists and urllib only opens loopback http URLs
+(hence the `nosec` marks).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ import shutil
 import signal
 import socket
 import string
-import subprocess
+import subprocess  # nosec B404
 import sys
 import tempfile
 import time
@@ -161,8 +163,9 @@ class EtcdMember:
 
 @dataclass
 class HaCluster:
-    members: int = 2
+    members: int = 3
     free_ports: bool = True
+    strict: bool = True
     ttl: int = 10
     loop_wait: int = 1
     retry_timeout: int = 4
@@ -228,7 +231,7 @@ class HaCluster:
             kwargs = {"user": self.user.pw_uid, "group": self.user.pw_gid, "extra_groups": []}
         with logfile.open("ab") as out:
             self.chown(logfile)
-            return subprocess.Popen(  # noqa: S603 - fixed argument lists built here
+            return subprocess.Popen(  # noqa: S603  # nosec B603
                 cmd,
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -333,6 +336,7 @@ class HaCluster:
             ttl=self.ttl,
             loop_wait=self.loop_wait,
             retry_timeout=self.retry_timeout,
+            synchronous_mode_strict="true" if self.strict else "false",
             pg_port=member.pg_port,
             data_dir=member.data_dir,
             bin_dir=PG_BIN,
@@ -368,7 +372,9 @@ class HaCluster:
         )
         self.set_bouncer_users({})
         pgpass = self.bouncer_dir / "admin.pgpass"
-        pgpass.write_text(f"127.0.0.1:{self.ports.pgbouncer}:pgbouncer:pgbouncer_admin:{self.bouncer_password}\n")
+        pgpass.write_text(
+            f"127.0.0.1:{self.ports.pgbouncer}:pgbouncer:pgbouncer_admin:{self.bouncer_password}\n"
+        )
         pgpass.chmod(0o600)
         self.chown(pgpass)
 
@@ -392,7 +398,7 @@ class HaCluster:
             self.bouncer_dir / "pgbouncer.out",
         )
         self.wait(lambda: self.bouncer_up(), time.monotonic() + 15, "pgbouncer listening")
-        self.log(f"pgbouncer: 127.0.0.1:{self.ports.pgbouncer}, transaction pooling, in front of {leader.name}")
+        self.log(f"pgbouncer: 127.0.0.1:{self.ports.pgbouncer}, transaction pooling, before {leader.name}")
 
     def bouncer_up(self) -> bool:
         if self.bouncer is None or self.bouncer.poll() is not None:
@@ -419,12 +425,13 @@ class HaCluster:
     def wait(check: Callable[[], bool], deadline: float, what: str, every: float = 0.2) -> None:
         while True:
             try:
-                if check():
-                    return
+                ok = check()
             except HaError:
                 raise
-            except Exception:  # noqa: S110 - not up yet: keep polling until the deadline
-                pass
+            except Exception:  # not up yet (refused, 503, half-started): poll until the deadline
+                ok = False
+            if ok:
+                return
             if time.monotonic() > deadline:
                 raise HaError(f"timed out waiting for {what}")
             time.sleep(every)
@@ -433,7 +440,7 @@ class HaCluster:
     def http(url: str, method: str = "GET", timeout: float = 1.0) -> tuple[int, Any]:
         request = urllib.request.Request(url, method=method)  # noqa: S310 - loopback http only
         try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+            with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310  # nosec B310
                 body = response.read()
                 status = response.status
         except urllib.error.HTTPError as exc:
@@ -494,13 +501,14 @@ class HaCluster:
         return len(leaders) == 1 and len(sync) == 1 and running
 
     def wait_healthy(self, timeout: float) -> None:
-        self.wait(self.healthy, time.monotonic() + timeout, "a leader, a sync standby and every member running")
+        self.wait(self.healthy, time.monotonic() + timeout, "a leader, a sync standby, all members running")
 
     def describe(self) -> str:
         rows = []
         state = self.cluster_state()
         for m in state.get("members", []):
-            rows.append(f"{m['name']} {m.get('role')} {m.get('state')} tl={m.get('timeline')} lag={m.get('lag', 0)}")
+            role, state = m.get("role"), m.get("state")
+            rows.append(f"{m['name']} {role} {state} tl={m.get('timeline')} lag={m.get('lag', 0)}")
         return "; ".join(rows) or "no member answers"
 
     def connect(self, name: str, dbname: str = "postgres") -> psycopg.Connection:
@@ -588,7 +596,7 @@ class HaCluster:
 
     def patronictl(self, *args: str, timeout: float = 60) -> str:
         cmd = [find_tool("patronictl") or "patronictl", "-c", str(self.pg[0].config), *args]
-        done = subprocess.run(  # noqa: S603 - fixed argument list
+        done = subprocess.run(  # noqa: S603  # nosec B603
             cmd, capture_output=True, text=True, timeout=timeout, check=False
         )
         if done.returncode != 0:
@@ -636,8 +644,11 @@ class HaCluster:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("action", choices=("up", "check"))
-    parser.add_argument("--members", type=int, default=2, choices=(2, 3))
-    parser.add_argument("--free-ports", action="store_true", help="pick spare ports instead of the fixed ones")
+    parser.add_argument("--members", type=int, default=3, choices=(2, 3))
+    parser.add_argument(
+        "--no-strict", dest="strict", action="store_false", help="synchronous_mode_strict: false"
+    )
+    parser.add_argument("--free-ports", action="store_true", help="spare ports instead of the fixed ones")
     parser.add_argument("--no-pgbouncer", dest="pgbouncer", action="store_false")
     parser.add_argument("--keep", action="store_true", help="keep the directory (logs, data) afterwards")
     parser.add_argument("--deadline", type=int, default=3600, help="stop by itself after this many seconds")
@@ -654,7 +665,9 @@ def main(argv: list[str] | None = None) -> int:
     for signum in (signal.SIGTERM, signal.SIGALRM):
         signal.signal(signum, interrupt)
     signal.alarm(args.deadline)
-    cluster = HaCluster(members=args.members, free_ports=args.free_ports, pgbouncer=args.pgbouncer)
+    cluster = HaCluster(
+        members=args.members, free_ports=args.free_ports, strict=args.strict, pgbouncer=args.pgbouncer
+    )
     cluster.log(f"directory {cluster.tmp}")
     try:
         cluster.start()
