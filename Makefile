@@ -94,6 +94,7 @@ $(VENV)/.bench-installed: $(VENV)/.installed requirements-bench.txt
 bench: $(VENV)/.bench-installed
 	scripts/ensure_postgres.sh
 	scripts/ensure_redis.sh
+	scripts/ensure_ha_tools.sh
 	$(BIN)/python bench/suite.py $(BENCH_ARGS)
 
 clean:

@@ -14,7 +14,9 @@ through settings, never disabled). Then, against it:
 - a deposit storm, reads during transfers and the large ledger (bench/scenarios.py);
 - throughput against client count (1, 4, 16, 32, 64), uniform and hot, plotted to
   bench/results/throughput.png;
-- peak RSS of each server worker (VmHWM).
+- peak RSS of each server worker (VmHWM);
+- 200 clients straight to PostgreSQL and through PgBouncer in transaction mode
+  (ops/ha/pgbouncer.ini; skipped, saying why, when pgbouncer is not installed).
 
 Each scenario prints ops/s, p50/p95/p99 ms, statuses and its money check; the end prints
 the ratio table and writes every figure to bench/results/latest.json. Exit status 1 if a
@@ -44,10 +46,15 @@ sys.path.insert(0, str(REPO))
 
 from bench import scenarios  # noqa: E402
 
+sys.path.insert(0, str(REPO / "ops" / "ha"))
+from cluster import Bouncer, HaError, find_tool, pick_free_ports  # noqa: E402
+
 RESULTS = REPO / "bench" / "results"
 BIN = Path(sys.executable).parent
 PG = "postgres://postgres@127.0.0.1:5432"
 RAISED = "1000000/m"
+PGBOUNCER_CLIENTS = 200
+PGBOUNCER_POOL = 20
 
 
 def log(message: str) -> None:
@@ -322,6 +329,92 @@ def ceiling(server: Server, mode: str, clients: int, duration: float) -> dict:
         return {"scenario": f"sql-ceiling-{mode}", "error": (proc.stdout + proc.stderr)[-800:]}
 
 
+class BackendSampler:
+    """The most PostgreSQL backends serving the bench database at once, sampled every 0.2 s."""
+
+    def __init__(self, database_url: str, dbname: str) -> None:
+        self.database_url, self.dbname = database_url, dbname
+        self.peak = 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self) -> None:
+        with psycopg.connect(self.database_url, autocommit=True) as conn:
+            while not self.stop.wait(0.2):
+                count = conn.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+                    [self.dbname],
+                ).fetchone()[0]
+                self.peak = max(self.peak, count)
+
+    def __enter__(self) -> BackendSampler:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(timeout=5)
+
+
+def pgbouncer(args: argparse.Namespace, server: Server, workdir: Path) -> dict:
+    """PGBOUNCER_CLIENTS clients sending uniform transfers three ways, one after the other:
+    straight to PostgreSQL as usual (psycopg prepares statements from their 5th run), straight
+    with preparing off (DB_PREPARE_THRESHOLD=0), and through PgBouncer in transaction mode with
+    preparing off, which is what PgBouncer 1.18 (Debian 12) needs; from 1.21 on,
+    max_prepared_statements would let it keep preparing. Same workers, same database."""
+    if not find_tool("pgbouncer"):
+        return {"skipped": "pgbouncer is not installed (scripts/ensure_ha_tools.sh installs it)"}
+    clients = PGBOUNCER_CLIENTS
+    figures: dict = {"clients": clients}
+    admin_url = f"{PG}/postgres"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        # PgBouncer cannot forward the app's `options` startup parameter (its lock_timeout).
+        conn.execute(f'ALTER DATABASE "{args.database}" SET lock_timeout = {int(args.lock_timeout_ms)}')
+
+    def measure(name: str, target: Server) -> None:
+        with BackendSampler(admin_url, args.database) as sampler:
+            result = bank(target, "uniform", clients, args.duration, workdir)
+        result["peak_backends"] = sampler.peak
+        figures[name] = result
+        show({**result, "scenario": f"200 clients {name}"})
+
+    measure("direct", server)
+    with Server(
+        args,
+        workdir,
+        port=args.port + 20,
+        extra_env={"DB_PREPARE_THRESHOLD": "0"},
+        owns_database=False,
+        name="direct-no-prepare",
+    ) as plain:
+        measure("direct_no_prepare", plain)
+    password = secrets.token_hex(16)
+    bouncer = Bouncer(None, pick_free_ports(1)[0], args.database, pool_size=PGBOUNCER_POOL, log=log)
+    try:
+        bouncer.set_users({"postgres": password})
+        bouncer.start("127.0.0.1", 5432)
+        env = {"DATABASE_URL": bouncer.url("postgres", password), "DB_PREPARE_THRESHOLD": "0"}
+        with Server(
+            args, workdir, port=args.port + 21, extra_env=env, owns_database=False, name="pgbouncer"
+        ) as s:
+            measure("pgbouncer", s)
+        pools = bouncer.admin("SHOW POOLS")
+        figures["pgbouncer_pool_size"] = PGBOUNCER_POOL
+        figures["pgbouncer_pools"] = [str(row) for row in pools]
+    except HaError as exc:
+        figures["pgbouncer"] = {"scenario": "pgbouncer", "error": str(exc)}
+    finally:
+        bouncer.stop()
+    direct, pooled = figures["direct"], figures.get("pgbouncer", {})
+    figures["pgbouncer_vs_direct"] = ratio(pooled, direct)
+    figures["pgbouncer_vs_direct_no_prepare"] = ratio(pooled, figures["direct_no_prepare"])
+    log(
+        f"pgbouncer: {figures['pgbouncer_vs_direct']}x direct, "
+        f"{figures['pgbouncer_vs_direct_no_prepare']}x direct without prepared statements"
+    )
+    return figures
+
+
 def inprocess(args: argparse.Namespace) -> dict:
     """bench/inprocess.py in its own process: CPU per request against the framework's floor."""
     out = RESULTS / "inprocess.json"
@@ -490,7 +583,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--only",
         default="",
-        help="a subset: inprocess,ceiling,uniform,hot,mixed,deposits,reads,stall,tracing,sweep,ledger",
+        help="a subset: inprocess,ceiling,uniform,hot,mixed,deposits,reads,stall,tracing,pgbouncer,"
+        "sweep,ledger",
     )
     parser.add_argument("--json", default=str(RESULTS / "latest.json"))
     parser.add_argument("--plot", default=str(RESULTS / "throughput.png"))
@@ -589,6 +683,8 @@ def main(argv: list[str] | None = None) -> int:
                 )
         if wanted("tracing"):
             report["tracing"] = tracing(args, workdir)
+        if wanted("pgbouncer"):
+            report["pgbouncer"] = pgbouncer(args, server, workdir)
         if wanted("sweep") and args.sweep:
             for mode in ("uniform", "hot"):
                 for clients in (int(c) for c in args.sweep.split(",")):
@@ -670,10 +766,16 @@ def main(argv: list[str] | None = None) -> int:
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
     print(f"figures: {args.json}  (whole run {report['elapsed_s']} s)")
+    bouncer = report.get("pgbouncer") or {}
     failed = [
         name
         for name, f in {
             **s,
+            **{
+                f"pgbouncer-{k}": bouncer[k]
+                for k in ("direct", "direct_no_prepare", "pgbouncer")
+                if k in bouncer
+            },
             **{f"curve-{m}-{k}": v for m in ("uniform", "hot") for k, v in report["sweep"][m].items()},
         }.items()
         if "error" in f or not (f.get("money") or {}).get("ok", False)

@@ -261,7 +261,7 @@ class PatroniDrill(Drill):
         while time.monotonic() < deadline:
             try:
                 with psycopg.connect(
-                    self.cluster.bouncer_url("wallet", self.app_password, "wallet"),
+                    self.cluster.bouncer_url("wallet", self.app_password),
                     connect_timeout=3,
                     prepare_threshold=None,
                     autocommit=True,

@@ -99,6 +99,194 @@ def pick_free_ports(count: int) -> list[int]:
     return ports
 
 
+# --- Server processes -----------------------------------------------------------------------
+
+
+def server_user() -> pwd.struct_passwd:
+    """Who the servers run as: `postgres` when we are root (PostgreSQL and PgBouncer refuse root)."""
+    return pwd.getpwnam(SERVER_OS_USER) if os.geteuid() == 0 else pwd.getpwuid(os.geteuid())
+
+
+def chown(path: Path) -> None:
+    if os.geteuid() == 0:
+        user = server_user()
+        os.chown(path, user.pw_uid, user.pw_gid)
+
+
+def spawn(cmd: list[str], logfile: Path, cwd: Path) -> subprocess.Popen:
+    """A server process as the server user, in its own session, output to logfile."""
+    env = {
+        "PATH": f"{PG_BIN}:/usr/sbin:/usr/bin:/sbin:/bin",
+        "HOME": str(cwd),
+        "LANG": "C.UTF-8",
+        "PYTHONUNBUFFERED": "1",
+    }
+    kwargs: dict[str, Any] = {}
+    if os.geteuid() == 0:
+        user = server_user()
+        kwargs = {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
+    with logfile.open("ab") as out:
+        chown(logfile)
+        return subprocess.Popen(  # noqa: S603  # nosec B603
+            cmd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            cwd=cwd,
+            start_new_session=True,
+            **kwargs,
+        )
+
+
+def terminate(process: subprocess.Popen | None, grace: float = 10) -> None:
+    if process is None or process.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        process.terminate()
+    try:
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+        process.wait(timeout=5)
+
+
+def render(template: str, target: Path, **values: object) -> None:
+    """One of this folder's templates with its $-placeholders filled in, 0600, for the servers."""
+    text = string.Template((HERE / template).read_text(encoding="utf-8")).substitute(values)
+    write_private(target, text)
+
+
+def write_private(target: Path, text: str) -> None:
+    target.write_text(text, encoding="utf-8")
+    target.chmod(0o600)
+    chown(target)
+
+
+def wait(check: Callable[[], bool], deadline: float, what: str, every: float = 0.2) -> None:
+    while True:
+        try:
+            ok = check()
+        except HaError:
+            raise
+        except Exception:  # not up yet (refused, 503, half-started): poll until the deadline
+            ok = False
+        if ok:
+            return
+        if time.monotonic() > deadline:
+            raise HaError(f"timed out waiting for {what}")
+        time.sleep(every)
+
+
+# --- PgBouncer ---------------------------------------------------------------------------------
+
+
+class Bouncer:
+    """PgBouncer, transaction pooling, in front of one PostgreSQL database (ops/ha/pgbouncer.ini).
+
+    Its files live in `directory`: pgbouncer.ini; databases.ini, the one [databases] entry
+    (rewritten by point_at(), or by the Patroni callback ops/ha/pgbouncer_follow.sh);
+    userlist.txt and admin.pgpass (plain passwords, 0600); pgbouncer.log and .pid.
+    """
+
+    def __init__(
+        self,
+        directory: Path | None,
+        port: int,
+        dbname: str,
+        *,
+        pool_size: int = 20,
+        max_client_conn: int = 400,
+        log: Callable[[str], None] = print,
+    ) -> None:
+        # No directory given: a throwaway one of its own, removed by stop().
+        self.own_dir = Path(tempfile.mkdtemp(prefix="wallet-pgbouncer-")) if directory is None else None
+        if self.own_dir is not None:
+            chown(self.own_dir)
+        self.dir = directory or self.own_dir / "pgbouncer"
+        self.port = port
+        self.dbname = dbname
+        self.log = log
+        self.admin_password = secrets.token_hex(16)
+        self.users: dict[str, str] = {}
+        self.process: subprocess.Popen | None = None
+        self.dir.mkdir()
+        chown(self.dir)
+        render(
+            "pgbouncer.ini",
+            self.dir / "pgbouncer.ini",
+            databases_ini=self.dir / "databases.ini",
+            port=port,
+            socket_dir=self.dir,
+            userlist=self.dir / "userlist.txt",
+            max_client_conn=max_client_conn,
+            pool_size=pool_size,
+            logfile=self.dir / "pgbouncer.log",
+            pidfile=self.dir / "pgbouncer.pid",
+        )
+        write_private(
+            self.dir / "admin.pgpass", f"127.0.0.1:{port}:pgbouncer:pgbouncer_admin:{self.admin_password}\n"
+        )
+        self.set_users({})
+
+    def point_at(self, host: str, port: int) -> None:
+        write_private(
+            self.dir / "databases.ini", f"{self.dbname} = host={host} port={port} dbname={self.dbname}\n"
+        )
+        if self.running():
+            self.admin("RELOAD")
+
+    def set_users(self, users: dict[str, str]) -> None:
+        """The userlist: the admin and these roles. PgBouncer logs in to PostgreSQL as them."""
+        self.users.update(users)
+        entries = {"pgbouncer_admin": self.admin_password, **self.users}
+        write_private(self.dir / "userlist.txt", "".join(f'"{u}" "{pw}"\n' for u, pw in entries.items()))
+        if self.running():
+            self.admin("RELOAD")
+
+    def start(self, host: str, port: int) -> None:
+        self.point_at(host, port)
+        self.process = spawn(
+            [find_tool("pgbouncer") or "pgbouncer", str(self.dir / "pgbouncer.ini")],
+            self.dir / "pgbouncer.out",
+            self.dir,
+        )
+        wait(self.listening, time.monotonic() + 15, "pgbouncer listening")
+        self.log(f"pgbouncer: 127.0.0.1:{self.port}, transaction pooling, in front of {host}:{port}")
+
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def listening(self) -> bool:
+        if not self.running():
+            raise HaError(f"pgbouncer exited; see {self.dir / 'pgbouncer.log'}")
+        return not port_free(self.port)
+
+    def admin(self, command: str) -> list[tuple]:
+        """A command on PgBouncer's admin console (SHOW POOLS, RELOAD, ...)."""
+        with psycopg.connect(
+            host="127.0.0.1",
+            port=self.port,
+            user="pgbouncer_admin",
+            password=self.admin_password,
+            dbname="pgbouncer",
+            autocommit=True,
+            connect_timeout=3,
+            prepare_threshold=None,
+        ) as conn:
+            cur = conn.execute(command)
+            return cur.fetchall() if cur.description else []
+
+    def url(self, user: str, password: str) -> str:
+        return f"postgres://{user}:{password}@127.0.0.1:{self.port}/{self.dbname}"
+
+    def stop(self) -> None:
+        terminate(self.process)
+        if self.own_dir is not None:
+            shutil.rmtree(self.own_dir, ignore_errors=True)
+
+
 @dataclass
 class Ports:
     etcd_client: list[int]
@@ -207,59 +395,8 @@ class HaCluster:
             )
             for n, name in enumerate(MEMBER_NAMES[: self.members])
         ]
-        self.bouncer: subprocess.Popen | None = None
+        self.bouncer: Bouncer | None = None
         self.stopped = False
-        as_root = os.geteuid() == 0
-        self.user = pwd.getpwnam(SERVER_OS_USER) if as_root else pwd.getpwuid(os.geteuid())
-
-    # -- processes ----------------------------------------------------------------
-
-    def chown(self, path: Path) -> None:
-        if os.geteuid() == 0:
-            os.chown(path, self.user.pw_uid, self.user.pw_gid)
-
-    def spawn(self, cmd: list[str], logfile: Path) -> subprocess.Popen:
-        """A server process as the server user, in its own session, output to logfile."""
-        env = {
-            "PATH": f"{PG_BIN}:/usr/sbin:/usr/bin:/sbin:/bin",
-            "HOME": str(self.tmp),
-            "LANG": "C.UTF-8",
-            "PYTHONUNBUFFERED": "1",
-        }
-        kwargs: dict[str, Any] = {}
-        if os.geteuid() == 0:
-            kwargs = {"user": self.user.pw_uid, "group": self.user.pw_gid, "extra_groups": []}
-        with logfile.open("ab") as out:
-            self.chown(logfile)
-            return subprocess.Popen(  # noqa: S603  # nosec B603
-                cmd,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env=env,
-                cwd=self.tmp,
-                start_new_session=True,
-                **kwargs,
-            )
-
-    @staticmethod
-    def terminate(process: subprocess.Popen | None, grace: float = 10) -> None:
-        if process is None or process.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            process.terminate()
-        try:
-            process.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                process.kill()
-            process.wait(timeout=5)
-
-    def render(self, template: str, target: Path, **values: object) -> None:
-        text = string.Template((HERE / template).read_text(encoding="utf-8")).substitute(values)
-        target.write_text(text, encoding="utf-8")
-        target.chmod(0o600)
-        self.chown(target)
 
     # -- start ------------------------------------------------------------------------
 
@@ -271,31 +408,39 @@ class HaCluster:
         if busy:
             raise HaError(f"ports already in use: {busy} (--free-ports picks spare ones)")
         deadline = time.monotonic() + timeout
-        self.chown(self.tmp)
+        chown(self.tmp)
         self.socket_dir.mkdir()
-        self.chown(self.socket_dir)
+        chown(self.socket_dir)
         for etcd in self.etcd:
             self.start_etcd(etcd, new=True)
-        self.wait(lambda: all(self.etcd_healthy(e) for e in self.etcd), deadline, "etcd quorum")
+        wait(lambda: all(self.etcd_healthy(e) for e in self.etcd), deadline, "etcd quorum")
         self.log(f"etcd: 3 members on {', '.join(str(e.client_port) for e in self.etcd)}")
         if self.pgbouncer:
-            self.prepare_pgbouncer()
+            self.bouncer = Bouncer(
+                self.bouncer_dir,
+                self.ports.pgbouncer,
+                "wallet",
+                pool_size=self.pool_size,
+                max_client_conn=self.max_client_conn,
+                log=self.log,
+            )
         for n, member in enumerate(self.pg):
             self.write_patroni_config(member)
             self.start_patroni(member)
             if n == 0:  # the first bootstraps; the others then clone it
-                self.wait(lambda: self.leader() == self.pg[0].name, deadline, f"{member.name} bootstrapped")
+                wait(lambda: self.leader() == self.pg[0].name, deadline, f"{member.name} bootstrapped")
         self.wait_healthy(max(1.0, deadline - time.monotonic()))
-        if self.pgbouncer:
-            self.start_pgbouncer()
+        if self.bouncer is not None:
+            leader = self.member(self.leader() or self.pg[0].name)
+            self.bouncer.start("127.0.0.1", leader.pg_port)
         self.log(f"patroni: leader {self.leader()}, sync standby {self.sync_standby()}")
 
     def start_etcd(self, etcd: EtcdMember, new: bool = False) -> None:
         if new:
             etcd.data_dir.mkdir(mode=0o700)
-            self.chown(etcd.data_dir)
+            chown(etcd.data_dir)
         cluster = ",".join(f"{e.name}=http://127.0.0.1:{e.peer_port}" for e in self.etcd)
-        etcd.process = self.spawn(
+        etcd.process = spawn(
             [
                 find_tool("etcd") or "etcd",
                 f"--name={etcd.name}",
@@ -313,6 +458,7 @@ class HaCluster:
                 "--log-level=warn",
             ],
             etcd.log,
+            self.tmp,
         )
 
     def write_patroni_config(self, member: Member) -> None:
@@ -326,7 +472,7 @@ class HaCluster:
                 str(PG_BIN / "psql"),
             ]
         )
-        self.render(
+        render(
             "patroni.yml",
             member.config,
             scope=self.scope,
@@ -348,93 +494,14 @@ class HaCluster:
         )
 
     def start_patroni(self, member: Member) -> None:
-        member.process = self.spawn([find_tool("patroni") or "patroni", str(member.config)], member.log)
-
-    def prepare_pgbouncer(self) -> None:
-        self.bouncer_dir.mkdir()
-        self.chown(self.bouncer_dir)
-        self.bouncer_password = secrets.token_hex(16)
-        (self.bouncer_dir / "databases.ini").write_text(
-            f"wallet = host=127.0.0.1 port={self.pg[0].pg_port} dbname=wallet\n"
-        )
-        self.chown(self.bouncer_dir / "databases.ini")
-        self.render(
-            "pgbouncer.ini",
-            self.bouncer_dir / "pgbouncer.ini",
-            databases_ini=self.bouncer_dir / "databases.ini",
-            port=self.ports.pgbouncer,
-            socket_dir=self.bouncer_dir,
-            userlist=self.bouncer_dir / "userlist.txt",
-            max_client_conn=self.max_client_conn,
-            pool_size=self.pool_size,
-            logfile=self.bouncer_dir / "pgbouncer.log",
-            pidfile=self.bouncer_dir / "pgbouncer.pid",
-        )
-        self.set_bouncer_users({})
-        pgpass = self.bouncer_dir / "admin.pgpass"
-        pgpass.write_text(
-            f"127.0.0.1:{self.ports.pgbouncer}:pgbouncer:pgbouncer_admin:{self.bouncer_password}\n"
-        )
-        pgpass.chmod(0o600)
-        self.chown(pgpass)
+        member.process = spawn([find_tool("patroni") or "patroni", str(member.config)], member.log, self.tmp)
 
     def set_bouncer_users(self, users: dict[str, str]) -> None:
-        """The userlist: the admin plus the given application roles (plain passwords, 0600)."""
-        entries = {"pgbouncer_admin": self.bouncer_password, **users}
-        userlist = self.bouncer_dir / "userlist.txt"
-        userlist.write_text("".join(f'"{user}" "{password}"\n' for user, password in entries.items()))
-        userlist.chmod(0o600)
-        self.chown(userlist)
-        if self.bouncer is not None and self.bouncer.poll() is None:
-            self.bouncer_admin("RELOAD")
-
-    def start_pgbouncer(self) -> None:
-        leader = self.member(self.leader() or self.pg[0].name)
-        (self.bouncer_dir / "databases.ini").write_text(
-            f"wallet = host=127.0.0.1 port={leader.pg_port} dbname=wallet\n"
-        )
-        self.bouncer = self.spawn(
-            [find_tool("pgbouncer") or "pgbouncer", str(self.bouncer_dir / "pgbouncer.ini")],
-            self.bouncer_dir / "pgbouncer.out",
-        )
-        self.wait(lambda: self.bouncer_up(), time.monotonic() + 15, "pgbouncer listening")
-        self.log(f"pgbouncer: 127.0.0.1:{self.ports.pgbouncer}, transaction pooling, before {leader.name}")
-
-    def bouncer_up(self) -> bool:
-        if self.bouncer is None or self.bouncer.poll() is not None:
-            raise HaError(f"pgbouncer exited; see {self.bouncer_dir / 'pgbouncer.log'}")
-        return not port_free(self.ports.pgbouncer)
-
-    def bouncer_admin(self, command: str) -> list[tuple]:
-        with psycopg.connect(
-            host="127.0.0.1",
-            port=self.ports.pgbouncer,
-            user="pgbouncer_admin",
-            password=self.bouncer_password,
-            dbname="pgbouncer",
-            autocommit=True,
-            connect_timeout=3,
-            prepare_threshold=None,
-        ) as conn:
-            cur = conn.execute(command)
-            return cur.fetchall() if cur.description else []
+        if self.bouncer is None:
+            raise HaError("this cluster runs without PgBouncer")
+        self.bouncer.set_users(users)
 
     # -- state ----------------------------------------------------------------------------
-
-    @staticmethod
-    def wait(check: Callable[[], bool], deadline: float, what: str, every: float = 0.2) -> None:
-        while True:
-            try:
-                ok = check()
-            except HaError:
-                raise
-            except Exception:  # not up yet (refused, 503, half-started): poll until the deadline
-                ok = False
-            if ok:
-                return
-            if time.monotonic() > deadline:
-                raise HaError(f"timed out waiting for {what}")
-            time.sleep(every)
 
     @staticmethod
     def http(url: str, method: str = "GET", timeout: float = 1.0) -> tuple[int, Any]:
@@ -501,7 +568,7 @@ class HaCluster:
         return len(leaders) == 1 and len(sync) == 1 and running
 
     def wait_healthy(self, timeout: float) -> None:
-        self.wait(self.healthy, time.monotonic() + timeout, "a leader, a sync standby, all members running")
+        wait(self.healthy, time.monotonic() + timeout, "a leader, a sync standby, all members running")
 
     def describe(self) -> str:
         rows = []
@@ -530,8 +597,10 @@ class HaCluster:
             f"&target_session_attrs=read-write&connect_timeout={connect_timeout}"
         )
 
-    def bouncer_url(self, user: str, password: str, dbname: str) -> str:
-        return f"postgres://{user}:{password}@127.0.0.1:{self.ports.pgbouncer}/{dbname}"
+    def bouncer_url(self, user: str, password: str) -> str:
+        if self.bouncer is None:
+            raise HaError("this cluster runs without PgBouncer")
+        return self.bouncer.url(user, password)
 
     # -- failures and operations ------------------------------------------------------------
 
@@ -617,9 +686,10 @@ class HaCluster:
         """Stop everything and remove the directory. Safe to call again, and after a failed start."""
         if self.stopped:
             return
-        self.terminate(self.bouncer)
+        if self.bouncer is not None:
+            self.bouncer.stop()
         for member in self.pg:
-            self.terminate(member.process, grace=20)  # Patroni stops its PostgreSQL
+            terminate(member.process, grace=20)  # Patroni stops its PostgreSQL
         for member in self.pg:  # a PostgreSQL whose Patroni was killed is still up
             pid = self.postmaster_pid(member.name)
             if pid is not None:
@@ -633,7 +703,7 @@ class HaCluster:
                     with contextlib.suppress(ProcessLookupError):
                         os.killpg(pid, signal.SIGKILL)  # the postmaster leads its own session
         for etcd in self.etcd:
-            self.terminate(etcd.process)
+            terminate(etcd.process)
         self.stopped = True
         if keep:
             self.log(f"kept {self.tmp}")
