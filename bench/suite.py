@@ -329,33 +329,6 @@ def ceiling(server: Server, mode: str, clients: int, duration: float) -> dict:
         return {"scenario": f"sql-ceiling-{mode}", "error": (proc.stdout + proc.stderr)[-800:]}
 
 
-class BackendSampler:
-    """The most PostgreSQL backends serving the bench database at once, sampled every 0.2 s."""
-
-    def __init__(self, database_url: str, dbname: str) -> None:
-        self.database_url, self.dbname = database_url, dbname
-        self.peak = 0
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self.run, daemon=True)
-
-    def run(self) -> None:
-        with psycopg.connect(self.database_url, autocommit=True) as conn:
-            while not self.stop.wait(0.2):
-                count = conn.execute(
-                    "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
-                    [self.dbname],
-                ).fetchone()[0]
-                self.peak = max(self.peak, count)
-
-    def __enter__(self) -> BackendSampler:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        self.thread.join(timeout=5)
-
-
 def pgbouncer(args: argparse.Namespace, server: Server, workdir: Path) -> dict:
     """PGBOUNCER_CLIENTS clients sending uniform transfers three ways, one after the other:
     straight to PostgreSQL as usual (psycopg prepares statements from their 5th run), straight
@@ -372,9 +345,7 @@ def pgbouncer(args: argparse.Namespace, server: Server, workdir: Path) -> dict:
         conn.execute(f'ALTER DATABASE "{args.database}" SET lock_timeout = {int(args.lock_timeout_ms)}')
 
     def measure(name: str, target: Server) -> None:
-        with BackendSampler(admin_url, args.database) as sampler:
-            result = bank(target, "uniform", clients, args.duration, workdir)
-        result["peak_backends"] = sampler.peak
+        result = bank(target, "uniform", clients, args.duration, workdir)
         figures[name] = result
         show({**result, "scenario": f"200 clients {name}"})
 
@@ -393,14 +364,21 @@ def pgbouncer(args: argparse.Namespace, server: Server, workdir: Path) -> dict:
     try:
         bouncer.set_users({"postgres": password})
         bouncer.start("127.0.0.1", 5432)
-        env = {"DATABASE_URL": bouncer.url("postgres", password), "DB_PREPARE_THRESHOLD": "0"}
+        env = {
+            "DATABASE_URL": bouncer.url("postgres", password),
+            "DB_PREPARE_THRESHOLD": "0",
+            "DB_DISABLE_SERVER_SIDE_CURSORS": "true",
+        }
         with Server(
             args, workdir, port=args.port + 21, extra_env=env, owns_database=False, name="pgbouncer"
         ) as s:
             measure("pgbouncer", s)
-        pools = bouncer.admin("SHOW POOLS")
-        figures["pgbouncer_pool_size"] = PGBOUNCER_POOL
-        figures["pgbouncer_pools"] = [str(row) for row in pools]
+            # While the app still holds its connections: clients on PgBouncer, servers behind it.
+            pool = next(row for row in bouncer.admin("SHOW POOLS") if row["database"] == args.database)
+        figures["pgbouncer_pool"] = {
+            "pool_size": PGBOUNCER_POOL,
+            **{k: pool[k] for k in ("cl_active", "cl_waiting", "sv_active", "sv_idle", "sv_used")},
+        }
     except HaError as exc:
         figures["pgbouncer"] = {"scenario": "pgbouncer", "error": str(exc)}
     finally:

@@ -253,7 +253,7 @@ class PatroniDrill(Drill):
         self.steps[name] = figures
 
     def check_pgbouncer(self) -> str:
-        """Through PgBouncer, the session must land on the leader, read-write."""
+        """Through PgBouncer, the session lands on the leader, read-write, with the role's lock_timeout."""
         leader = self.cluster.leader()
         port = self.cluster.member(leader).pg_port if leader else None
         deadline = time.monotonic() + 15
@@ -266,10 +266,12 @@ class PatroniDrill(Drill):
                     prepare_threshold=None,
                     autocommit=True,
                 ) as conn:
-                    seen = conn.execute("SELECT inet_server_port(), pg_is_in_recovery()").fetchone()
+                    seen = conn.execute(
+                        "SELECT inet_server_port(), pg_is_in_recovery(), current_setting('lock_timeout')"
+                    ).fetchone()
             except psycopg.Error as exc:
                 seen = str(exc).strip()[:120]
-            if seen == (port, False):
+            if seen == (port, False, "5s"):
                 return f"on {leader}"
             time.sleep(0.3)
         self.problems.append(f"PgBouncer does not reach the leader {leader} (port {port}): {seen}")

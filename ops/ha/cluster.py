@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from psycopg.rows import dict_row
 
 HERE = Path(__file__).resolve().parent
 PG_BIN = Path(os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin"))
@@ -263,8 +264,8 @@ class Bouncer:
             raise HaError(f"pgbouncer exited; see {self.dir / 'pgbouncer.log'}")
         return not port_free(self.port)
 
-    def admin(self, command: str) -> list[tuple]:
-        """A command on PgBouncer's admin console (SHOW POOLS, RELOAD, ...)."""
+    def admin(self, command: str) -> list[dict[str, Any]]:
+        """A command on PgBouncer's admin console (SHOW POOLS, RELOAD, ...): rows as dicts."""
         with psycopg.connect(
             host="127.0.0.1",
             port=self.port,
@@ -274,6 +275,7 @@ class Bouncer:
             autocommit=True,
             connect_timeout=3,
             prepare_threshold=None,
+            row_factory=dict_row,
         ) as conn:
             cur = conn.execute(command)
             return cur.fetchall() if cur.description else []
