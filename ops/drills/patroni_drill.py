@@ -114,7 +114,15 @@ class PatroniDrill(Drill):
         threading.Thread(target=self.watch_primary, name="primary-monitor", daemon=True).start()
 
     def database_url(self) -> str:
+        if self.args.via == "pgbouncer":
+            return self.cluster.bouncer_url("wallet", self.app_password)
         return self.cluster.database_url("wallet", self.app_password, "wallet", self.args.connect_timeout)
+
+    def app_env(self) -> dict[str, str]:
+        env = super().app_env()
+        if self.args.via == "pgbouncer":  # what PgBouncer 1.18 in transaction mode needs
+            env.update({"DB_PREPARE_THRESHOLD": "0", "DB_DISABLE_SERVER_SIDE_CURSORS": "true"})
+        return env
 
     def watch_primary(self) -> None:
         """Patroni's own answer, every 100 ms: which member says 200 to GET /primary."""
@@ -441,6 +449,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         dest="strict",
         action="store_false",
         help="synchronous_mode_strict: false; the patroni step then loses acknowledged transfers",
+    )
+    parser.add_argument(
+        "--via",
+        choices=("multihost", "pgbouncer"),
+        default="multihost",
+        help="the app's DATABASE_URL: every member with target_session_attrs=read-write (default), "
+        "or the PgBouncer that Patroni's callback points at the leader",
     )
     parser.add_argument("--ttl", type=int, default=10, help="Patroni's leader key TTL, seconds")
     parser.add_argument(
