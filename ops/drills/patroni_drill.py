@@ -56,7 +56,6 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from psycopg import sql
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ha"))
 
@@ -102,15 +101,7 @@ class PatroniDrill(Drill):
         leader = self.cluster.leader()
         if leader is None:
             raise DrillError("the cluster started without a leader")
-        with self.cluster.connect(leader) as conn:
-            conn.execute(
-                sql.SQL("CREATE ROLE wallet WITH LOGIN PASSWORD {}").format(sql.Literal(self.app_password))
-            )
-            # PgBouncer cannot pass the `options` startup parameter (the app's lock_timeout):
-            # the role carries the same default for sessions that come through it.
-            conn.execute("ALTER ROLE wallet SET lock_timeout = '5s'")
-            conn.execute("CREATE DATABASE wallet OWNER wallet")
-        self.cluster.set_bouncer_users({"wallet": self.app_password})
+        self.cluster.create_app_database("wallet", self.app_password)
         threading.Thread(target=self.watch_primary, name="primary-monitor", daemon=True).start()
 
     def database_url(self) -> str:

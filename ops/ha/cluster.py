@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from psycopg import sql
 from psycopg.rows import dict_row
 
 HERE = Path(__file__).resolve().parent
@@ -498,6 +499,25 @@ class HaCluster:
     def start_patroni(self, member: Member) -> None:
         member.process = spawn([find_tool("patroni") or "patroni", str(member.config)], member.log, self.tmp)
 
+    def create_app_database(self, user: str, password: str, lock_timeout_ms: int = 5000) -> None:
+        """The app's role and its `wallet` database on the leader, and the role in PgBouncer's
+        userlist. The role carries the app's lock_timeout: PgBouncer drops the `options`
+        startup parameter the settings send it in."""
+        leader = self.leader()
+        if leader is None:
+            raise HaError("no leader to create the database on")
+        with self.connect(leader) as conn:
+            role = sql.Identifier(user)
+            conn.execute(sql.SQL("CREATE ROLE {} WITH LOGIN PASSWORD {}").format(role, sql.Literal(password)))
+            conn.execute(
+                sql.SQL("ALTER ROLE {} SET lock_timeout = {}").format(
+                    role, sql.Literal(f"{lock_timeout_ms}ms")
+                )
+            )
+            conn.execute(sql.SQL("CREATE DATABASE wallet OWNER {}").format(role))
+        if self.bouncer is not None:
+            self.bouncer.set_users({user: password})
+
     def set_bouncer_users(self, users: dict[str, str]) -> None:
         if self.bouncer is None:
             raise HaError("this cluster runs without PgBouncer")
@@ -747,11 +767,17 @@ def main(argv: list[str] | None = None) -> int:
         if args.action == "check":
             print(cluster.patronictl("list"))
             return 0
+        password = secrets.token_hex(12)
+        cluster.create_app_database("wallet", password)
         for member in cluster.pg:
             print(f"{member.name}: postgresql 127.0.0.1:{member.pg_port}, patroni {member.rest}")
         print(f"etcd: {','.join(e.url for e in cluster.etcd)}")
+        print(f"DATABASE_URL={cluster.database_url('wallet', password, 'wallet')}")
         if cluster.pgbouncer:
-            print(f"pgbouncer: 127.0.0.1:{cluster.ports.pgbouncer} (database wallet)")
+            print(
+                f"through PgBouncer: DATABASE_URL={cluster.bouncer_url('wallet', password)} "
+                "DB_PREPARE_THRESHOLD=0 DB_DISABLE_SERVER_SIDE_CURSORS=true"
+            )
         print(f"patronictl -c {cluster.pg[0].config} list      # Ctrl-C stops it all", flush=True)
         while True:
             time.sleep(3600)
