@@ -242,7 +242,10 @@ class PatroniDrill(Drill):
         patroni_log = self.log_since(old, mark)
         rewind_lines = [line for line in patroni_log.splitlines() if "rewind" in line.lower()]
         if any("running pg_rewind" in line.lower() for line in rewind_lines):
-            figures["pg_rewind"] = "ran: " + next((x for x in rewind_lines if "diverged" in x), "")[-70:]
+            diverged = next(
+                (x[x.index("servers diverged") :] for x in rewind_lines if "servers diverged" in x), ""
+            )
+            figures["pg_rewind"] = f"ran ({diverged})" if diverged else "ran"
         elif "new target timeline" in patroni_log:
             figures["pg_rewind"] = "not needed: followed the new timeline (no divergence)"
         else:
