@@ -11,7 +11,7 @@ loopback interface only, on fixed spare ports by default (etcd clients 23790-237
 peers 23800-23802, PostgreSQL 55432-55434, Patroni REST 58008-58010, PgBouncer 56432) or
 on ports picked at run time (--free-ports, what the drills use so runs never collide).
 
-- etcd: three members (`etcd-server`), one raft group; quorum 2.
+- etcd: three members (`etcd-server`), one raft group, quorum 2: ops/ha/etcd.yml.
 - Patroni (`patroni`, etcd3 API) runs one PostgreSQL 15 per member with synchronous
   replication, pg_rewind and replication slots: ops/ha/patroni.yml.
 - PgBouncer (`pgbouncer`), transaction pooling, in front of whichever member is primary:
@@ -442,27 +442,19 @@ class HaCluster:
         if new:
             etcd.data_dir.mkdir(mode=0o700)
             chown(etcd.data_dir)
-        cluster = ",".join(f"{e.name}=http://127.0.0.1:{e.peer_port}" for e in self.etcd)
-        etcd.process = spawn(
-            [
-                find_tool("etcd") or "etcd",
-                f"--name={etcd.name}",
-                f"--data-dir={etcd.data_dir}",
-                f"--listen-client-urls={etcd.url}",
-                f"--advertise-client-urls={etcd.url}",
-                f"--listen-peer-urls=http://127.0.0.1:{etcd.peer_port}",
-                f"--initial-advertise-peer-urls=http://127.0.0.1:{etcd.peer_port}",
-                f"--initial-cluster={cluster}",
-                f"--initial-cluster-token={self.scope}",
-                f"--initial-cluster-state={'new' if new else 'existing'}",
-                "--heartbeat-interval=100",
-                "--election-timeout=1000",
-                "--logger=zap",
-                "--log-level=warn",
-            ],
-            etcd.log,
-            self.tmp,
+        config = self.tmp / f"{etcd.name}.yml"
+        render(
+            "etcd.yml",
+            config,
+            name=etcd.name,
+            data_dir=etcd.data_dir,
+            client_port=etcd.client_port,
+            peer_port=etcd.peer_port,
+            initial_cluster=",".join(f"{e.name}=http://127.0.0.1:{e.peer_port}" for e in self.etcd),
+            token=self.scope,
+            state="new" if new else "existing",
         )
+        etcd.process = spawn([find_tool("etcd") or "etcd", f"--config-file={config}"], etcd.log, self.tmp)
 
     def write_patroni_config(self, member: Member) -> None:
         follow = " ".join(
