@@ -75,6 +75,9 @@ def test_patroni_fails_over_three_ways_and_switches_over_losing_nothing(tmp_path
         else:
             assert step["new_leader"] != step["old_leader"], name
             assert step["rejoined_s"] > 0, name
+    # The PostgreSQL that went on as primary after its Patroni died wrote WAL the new leader
+    # never had: it came back through pg_rewind.
+    assert steps["patroni"]["pg_rewind"].startswith("ran"), steps["patroni"]
     # Every replica holds the leader's ledger.
     assert len(set(figures["ledger_per_member"].values())) == 1
 
