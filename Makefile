@@ -64,10 +64,12 @@ worker: $(VENV)/.installed
 beat: $(VENV)/.installed
 	$(BIN)/celery -A wallet_project beat -l info --schedule=$${CELERY_BEAT_SCHEDULE_FILE:-/tmp/wallet-celerybeat-schedule}
 
-## make drills: operational drills (PITR, failover) on throwaway PostgreSQL clusters on spare ports
+## make drills: operational drills (PITR, failover, Patroni HA) on throwaway PostgreSQL clusters
+## on spare ports; installs patroni, etcd and pgbouncer (Debian packages) when missing
 drills: $(VENV)/.installed
 	scripts/ensure_postgres.sh
 	scripts/ensure_redis.sh
+	scripts/ensure_ha_tools.sh
 	$(BIN)/pytest -m drill -p no:cacheprovider
 
 lint: $(VENV)/.installed
@@ -93,6 +95,7 @@ $(VENV)/.bench-installed: $(VENV)/.installed requirements-bench.txt
 bench: $(VENV)/.bench-installed
 	scripts/ensure_postgres.sh
 	scripts/ensure_redis.sh
+	scripts/ensure_ha_tools.sh
 	$(BIN)/python bench/suite.py $(BENCH_ARGS)
 
 clean:

@@ -14,7 +14,9 @@ through settings, never disabled). Then, against it:
 - a deposit storm, reads during transfers and the large ledger (bench/scenarios.py);
 - throughput against client count (1, 4, 16, 32, 64), uniform and hot, plotted to
   bench/results/throughput.png;
-- peak RSS of each server worker (VmHWM).
+- peak RSS of each server worker (VmHWM);
+- 200 clients straight to PostgreSQL and through PgBouncer in transaction mode
+  (ops/ha/pgbouncer.ini; skipped, saying why, when pgbouncer is not installed).
 
 Each scenario prints ops/s, p50/p95/p99 ms, statuses and its money check; the end prints
 the ratio table and writes every figure to bench/results/latest.json. Exit status 1 if a
@@ -35,6 +37,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+from collections import Counter
 from pathlib import Path
 
 import psycopg
@@ -44,10 +47,16 @@ sys.path.insert(0, str(REPO))
 
 from bench import scenarios  # noqa: E402
 
+sys.path.insert(0, str(REPO / "ops" / "ha"))
+from cluster import Bouncer, HaError, find_tool, pick_free_ports  # noqa: E402
+
 RESULTS = REPO / "bench" / "results"
 BIN = Path(sys.executable).parent
 PG = "postgres://postgres@127.0.0.1:5432"
 RAISED = "1000000/m"
+PGBOUNCER_CLIENTS = 200
+PGBOUNCER_POOL = 20
+PGBOUNCER_ROUNDS = 3
 
 
 def log(message: str) -> None:
@@ -322,6 +331,100 @@ def ceiling(server: Server, mode: str, clients: int, duration: float) -> dict:
         return {"scenario": f"sql-ceiling-{mode}", "error": (proc.stdout + proc.stderr)[-800:]}
 
 
+def pgbouncer(args: argparse.Namespace, server: Server, workdir: Path) -> dict:
+    """PGBOUNCER_CLIENTS clients sending uniform transfers three ways: straight to PostgreSQL
+    as usual (psycopg prepares statements from their 5th run), straight with preparing off
+    (DB_PREPARE_THRESHOLD=0), and through PgBouncer in transaction mode with preparing off,
+    which is what PgBouncer 1.18 (Debian 12) needs (from 1.21, max_prepared_statements would
+    let it keep preparing). Same worker count, same database, the three servers up at once
+    and run in turn for PGBOUNCER_ROUNDS rounds, so a busy machine's drift falls on all three;
+    each variant's figures are the medians of its rounds."""
+    if not find_tool("pgbouncer"):
+        return {"skipped": "pgbouncer is not installed (scripts/ensure_ha_tools.sh installs it)"}
+    clients, rounds = PGBOUNCER_CLIENTS, PGBOUNCER_ROUNDS
+    seconds = max(3.0, args.duration / rounds)
+    figures: dict = {"clients": clients, "rounds": rounds, "seconds_per_round": seconds}
+    with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
+        # PgBouncer cannot forward the app's `options` startup parameter (its lock_timeout).
+        conn.execute(f'ALTER DATABASE "{args.database}" SET lock_timeout = {int(args.lock_timeout_ms)}')
+    password = secrets.token_hex(16)
+    bouncer = Bouncer(None, pick_free_ports(1)[0], args.database, pool_size=PGBOUNCER_POOL, log=log)
+    runs: dict[str, list[dict]] = {"direct": [], "direct_no_prepare": [], "pgbouncer": []}
+    try:
+        bouncer.set_users({"postgres": password})
+        bouncer.start("127.0.0.1", 5432)
+        pooled_env = {
+            "DATABASE_URL": bouncer.url("postgres", password),
+            "DB_PREPARE_THRESHOLD": "0",
+            "DB_DISABLE_SERVER_SIDE_CURSORS": "true",
+        }
+        with (
+            Server(
+                args,
+                workdir,
+                port=args.port + 20,
+                extra_env={"DB_PREPARE_THRESHOLD": "0"},
+                owns_database=False,
+                name="direct-no-prepare",
+            ) as plain,
+            Server(
+                args,
+                workdir,
+                port=args.port + 21,
+                extra_env=pooled_env,
+                owns_database=False,
+                name="pgbouncer",
+            ) as pooled,
+        ):
+            targets = {"direct": server, "direct_no_prepare": plain, "pgbouncer": pooled}
+            for n in range(rounds):
+                for name, target in targets.items():
+                    result = bank(target, "uniform", clients, seconds, workdir)
+                    runs[name].append(result)
+                    show({**result, "scenario": f"{clients} clients {name} #{n + 1}"})
+            # While the app still holds its connections: clients on PgBouncer, servers behind it.
+            pool = next(row for row in bouncer.admin("SHOW POOLS") if row["database"] == args.database)
+        figures["pgbouncer_pool"] = {
+            "pool_size": PGBOUNCER_POOL,
+            **{k: pool[k] for k in ("cl_active", "cl_waiting", "sv_active", "sv_idle", "sv_used")},
+        }
+    except HaError as exc:
+        runs["pgbouncer"].append({"scenario": "pgbouncer", "error": str(exc)})
+    finally:
+        bouncer.stop()
+    for name, results in runs.items():
+        figures[name] = median_of(results, name)
+        show({**figures[name], "scenario": f"{clients} clients {name} (median)"})
+    figures["pgbouncer_vs_direct"] = ratio(figures["pgbouncer"], figures["direct"])
+    figures["pgbouncer_vs_direct_no_prepare"] = ratio(figures["pgbouncer"], figures["direct_no_prepare"])
+    log(
+        f"pgbouncer: {figures['pgbouncer_vs_direct']}x direct, "
+        f"{figures['pgbouncer_vs_direct_no_prepare']}x direct without prepared statements (medians)"
+    )
+    return figures
+
+
+def median_of(results: list[dict], name: str) -> dict:
+    """One variant's rounds as one result: median rate and latencies, every money check."""
+    failed = [r for r in results if "error" in r]
+    if failed or not results:
+        return {"scenario": name, "error": failed[0]["error"] if failed else "no run"}
+    middle = len(results) // 2
+    merged = {
+        key: sorted(r[key] for r in results)[middle] for key in ("ops_per_s", "p50_ms", "p95_ms", "p99_ms")
+    }
+    return {
+        "scenario": name,
+        "clients": results[0]["clients"],
+        **merged,
+        "ops_per_s_rounds": [r["ops_per_s"] for r in results],
+        "ops": sum(r["ops"] for r in results),
+        "statuses": dict(sum((Counter(r["statuses"]) for r in results), Counter())),
+        "server_errors": sum(r["server_errors"] for r in results),
+        "money": {"ok": all((r.get("money") or {}).get("ok") for r in results)},
+    }
+
+
 def inprocess(args: argparse.Namespace) -> dict:
     """bench/inprocess.py in its own process: CPU per request against the framework's floor."""
     out = RESULTS / "inprocess.json"
@@ -490,7 +593,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--only",
         default="",
-        help="a subset: inprocess,ceiling,uniform,hot,mixed,deposits,reads,stall,tracing,sweep,ledger",
+        help="a subset: inprocess,ceiling,uniform,hot,mixed,deposits,reads,stall,tracing,pgbouncer,"
+        "sweep,ledger",
     )
     parser.add_argument("--json", default=str(RESULTS / "latest.json"))
     parser.add_argument("--plot", default=str(RESULTS / "throughput.png"))
@@ -589,6 +693,8 @@ def main(argv: list[str] | None = None) -> int:
                 )
         if wanted("tracing"):
             report["tracing"] = tracing(args, workdir)
+        if wanted("pgbouncer"):
+            report["pgbouncer"] = pgbouncer(args, server, workdir)
         if wanted("sweep") and args.sweep:
             for mode in ("uniform", "hot"):
                 for clients in (int(c) for c in args.sweep.split(",")):
@@ -670,10 +776,16 @@ def main(argv: list[str] | None = None) -> int:
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
     print(f"figures: {args.json}  (whole run {report['elapsed_s']} s)")
+    bouncer = report.get("pgbouncer") or {}
     failed = [
         name
         for name, f in {
             **s,
+            **{
+                f"pgbouncer-{k}": bouncer[k]
+                for k in ("direct", "direct_no_prepare", "pgbouncer")
+                if k in bouncer
+            },
             **{f"curve-{m}-{k}": v for m in ("uniform", "hot") for k, v in report["sweep"][m].items()},
         }.items()
         if "error" in f or not (f.get("money") or {}).get("ok", False)

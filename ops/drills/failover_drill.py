@@ -286,6 +286,7 @@ class Traffic:
     refused: dict[str, str] = field(default_factory=dict)  # key -> final non-201 code
     unresolved: list[str] = field(default_factory=list)
     failures: list[tuple[float, str]] = field(default_factory=list)  # (time, kind) per failed attempt
+    failed_keys: dict[str, list[str]] = field(default_factory=dict)  # key -> its failed attempts
     server_errors_500: list[str] = field(default_factory=list)
     reads: Counter = field(default_factory=Counter)
     read_failures: list[tuple[float, str]] = field(default_factory=list)
@@ -349,6 +350,7 @@ def transfer_worker(
                         break
                 with traffic.lock:
                     traffic.failures.append((time.monotonic(), kind))
+                    traffic.failed_keys.setdefault(key, []).append(kind)
                 if time.monotonic() >= deadline:
                     with traffic.lock:
                         traffic.unresolved.append(key)

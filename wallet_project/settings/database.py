@@ -42,6 +42,12 @@ _options = DATABASES["default"].setdefault("OPTIONS", {})
 _options["server_side_binding"] = env.bool("DB_SERVER_SIDE_BINDING", default=True)
 _options["prepare_threshold"] = env.int("DB_PREPARE_THRESHOLD", default=5) or None
 _options["options"] = f"-c lock_timeout={env.int('DB_LOCK_TIMEOUT_MS', default=5000)}"
+# Through PgBouncer in transaction mode a server-side cursor (QuerySet.iterator() outside a
+# transaction declares one WITH HOLD) could be read on another server connection than the one
+# it lives on: DB_DISABLE_SERVER_SIDE_CURSORS=true fetches such results in one go instead.
+DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = env.bool(
+    "DB_DISABLE_SERVER_SIDE_CURSORS", default=False
+)
 # A money request waits for its wallets' row locks in attempts of DB_LOCK_ATTEMPT_MS; between
 # attempts it rolls back (letting go of any wallet it had locked) and waits a little, until
 # DB_LOCK_TIMEOUT_MS has passed (then 503 service_busy). Waiting in one piece, a request
