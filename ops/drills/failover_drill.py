@@ -1080,33 +1080,11 @@ class Drill:
             shutil.rmtree(self.tmp, ignore_errors=True)
 
 
-def print_report(drill: Drill, passed: bool) -> None:
+def print_figures(drill: Drill, keys: tuple[str, ...], passed: bool) -> None:
+    """The figures named by `keys` that the run has, its problems and its result (and the
+    whole as JSON with --json): the end of every drill's report."""
     f = drill.figures
-    print("\n=== failover drill ===")
-    for key in (
-        "acknowledged",
-        "acknowledged_after_promotion",
-        "replayed_acks",
-        "retried_transfers",
-        "unresolved",
-        "refused",
-        "failed_attempts_total",
-        "failed_attempts_in_failover_window",
-        "reads",
-        "reads_recovered",
-        "promotion_s_after_kill",
-        "recovery_s_after_kill",
-        "recovery_s_after_promotion",
-        "ledger_transfers",
-        "reconcile",
-        "rebuild_s",
-        "rebuilt_standby_transfers",
-        "log_tracebacks",
-        "log_reconnect_warnings",
-        "log_error_lines",
-        "worker_timeouts",
-        "traceback_samples",
-    ):
+    for key in keys:
         if key in f:
             print(f"{key}: {f[key]}")
     for problem in drill.problems:
@@ -1116,6 +1094,37 @@ def print_report(drill: Drill, passed: bool) -> None:
         Path(drill.args.json).write_text(
             json.dumps({"passed": passed, "problems": drill.problems, **f}, indent=2, default=str) + "\n"
         )
+
+
+REPORT_KEYS = (
+    "acknowledged",
+    "acknowledged_after_promotion",
+    "replayed_acks",
+    "retried_transfers",
+    "unresolved",
+    "refused",
+    "failed_attempts_total",
+    "failed_attempts_in_failover_window",
+    "reads",
+    "reads_recovered",
+    "promotion_s_after_kill",
+    "recovery_s_after_kill",
+    "recovery_s_after_promotion",
+    "ledger_transfers",
+    "reconcile",
+    "rebuild_s",
+    "rebuilt_standby_transfers",
+    "log_tracebacks",
+    "log_reconnect_warnings",
+    "log_error_lines",
+    "worker_timeouts",
+    "traceback_samples",
+)
+
+
+def print_report(drill: Drill, passed: bool) -> None:
+    print("\n=== failover drill ===")
+    print_figures(drill, REPORT_KEYS, passed)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -46,7 +46,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import itertools
-import json
 import signal
 import sys
 import threading
@@ -60,7 +59,7 @@ import psycopg
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ha"))
 
 from cluster import HaCluster, HaError, missing_tools
-from failover_drill import Drill, DrillError, Interrupted, log
+from failover_drill import Drill, DrillError, Interrupted, log, print_figures
 
 SCENARIOS = ("postmaster", "patroni", "etcd", "switchover")
 
@@ -404,34 +403,29 @@ def print_report(drill: PatroniDrill, passed: bool) -> None:
         print(f"[{name}]")
         for key, value in figures.items():
             print(f"  {key}: {value}")
-    for key in (
-        "acknowledged",
-        "replayed_acks",
-        "retried_transfers",
-        "retried_503_total",
-        "unresolved",
-        "refused",
-        "failed_attempts_total",
-        "reads",
-        "ledger_transfers",
-        "ledger_per_member",
-        "reconcile",
-        "final",
-        "log_tracebacks",
-        "log_reconnect_warnings",
-        "log_error_lines",
-        "worker_timeouts",
-        "traceback_samples",
-    ):
-        if key in f:
-            print(f"{key}: {f[key]}")
-    for problem in drill.problems:
-        print(f"PROBLEM: {problem}")
-    print(f"RESULT: {'PASS' if passed else 'FAIL'}", flush=True)
-    if drill.args.json:
-        Path(drill.args.json).write_text(
-            json.dumps({"passed": passed, "problems": drill.problems, **f}, indent=2, default=str) + "\n"
-        )
+    print_figures(
+        drill,
+        (
+            "acknowledged",
+            "replayed_acks",
+            "retried_transfers",
+            "retried_503_total",
+            "unresolved",
+            "refused",
+            "failed_attempts_total",
+            "reads",
+            "ledger_transfers",
+            "ledger_per_member",
+            "reconcile",
+            "final",
+            "log_tracebacks",
+            "log_reconnect_warnings",
+            "log_error_lines",
+            "worker_timeouts",
+            "traceback_samples",
+        ),
+        passed,
+    )
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -93,7 +93,8 @@ def test_types_filter_and_endpoints_of_other_users(alice_and_bob, receiver):
         other.stop()
 
 
-def test_a_500_is_retried_with_backoff_until_it_succeeds(alice_and_bob, receiver):
+def test_a_500_is_retried_with_backoff_until_it_succeeds(alice_and_bob, receiver, settings):
+    settings.WEBHOOK_RETRY_BASE_SECONDS = 60  # the first wait: 30 to 60 s, surely not over below
     alice, _, a, _ = alice_and_bob
     receiver.answers = [500, 503]
     endpoint, _ = services.endpoint_create(owner_id=alice.id, url=receiver.url, event_types=["*"])
@@ -111,6 +112,8 @@ def test_a_500_is_retried_with_backoff_until_it_succeeds(alice_and_bob, receiver
     pump()  # not due yet: nothing is sent
     assert receiver.hits == 1
 
+    settings.WEBHOOK_RETRY_BASE_SECONDS = 0.2
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(next_attempt_at=timezone.now())  # time passes
     pump_until(lambda: len(receiver.received) == 1)
     delivery.refresh_from_db()
     assert (delivery.status, delivery.attempts) == (Status.SUCCEEDED, 3)
@@ -225,7 +228,7 @@ def test_order_per_wallet_holds_under_concurrent_movements(make_user, make_walle
 
     def keep_pumping() -> None:
         try:
-            while not stop.is_set():
+            while not stop.wait(0.02):  # a pause, so the movers get the interpreter's lock too
                 pump()
         finally:
             connection.close()
@@ -252,8 +255,10 @@ def test_order_per_wallet_holds_under_concurrent_movements(make_user, make_walle
 def test_a_persistently_failing_endpoint_is_given_up_and_disabled_with_an_audit_row(
     alice_and_bob, receiver, settings
 ):
+    # The window ends after the second attempt at the earliest (a wait is at most 0.5 s),
+    # which comes 0.1 s or more after the first: failing for 0.05 s is then certain.
     settings.WEBHOOK_RETRY_WINDOW_SECONDS = 0.6
-    settings.WEBHOOK_DISABLE_AFTER_SECONDS = 0.3
+    settings.WEBHOOK_DISABLE_AFTER_SECONDS = 0.05
     alice, _, a, _ = alice_and_bob
     receiver.answers = [500] * 100
     endpoint, _ = services.endpoint_create(owner_id=alice.id, url=receiver.url, event_types=["*"])
