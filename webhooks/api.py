@@ -14,10 +14,13 @@ from foundation.routing import UUID_PATTERN, parse_uuid
 from foundation.views import OneRoundTripMixin
 from webhooks import selectors, services
 from webhooks.serializers import (
+    DeliveryFilterSerializer,
+    WebhookDeliverySerializer,
     WebhookEndpointCreateSerializer,
     WebhookEndpointSerializer,
     WebhookEndpointUpdateSerializer,
     WebhookEndpointWithSecretSerializer,
+    delivery_data,
     endpoint_data,
 )
 
@@ -31,6 +34,10 @@ NOT_FOUND = {404: "`not_found`: no such endpoint of yours."}
 
 class EndpointPagination(KeysetPagination):
     ordering = ("-created_at", "-id")
+
+
+class DeliveryPagination(KeysetPagination):
+    ordering = "-id"
 
 
 class WebhookEndpointViewSet(OneRoundTripMixin, viewsets.GenericViewSet):
@@ -101,3 +108,19 @@ class WebhookEndpointViewSet(OneRoundTripMixin, viewsets.GenericViewSet):
             endpoint_id=parse_uuid(pk), owner_id=request.user.id
         )
         return Response(endpoint_data(endpoint, secret))
+
+    @extend_schema(
+        parameters=[DeliveryFilterSerializer],
+        responses={200: WebhookDeliverySerializer(many=True), **problem_responses(NOT_FOUND)},
+    )
+    @action(detail=True, methods=["get"], url_path="deliveries", pagination_class=DeliveryPagination)
+    def deliveries(self, request: Request, pk: str) -> Response:
+        """The endpoint's deliveries, newest first, cursor-paginated; `status` narrows them
+        (failed: what was given up; pending: what is being retried)."""
+        filters = DeliveryFilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        deliveries = selectors.delivery_list(
+            endpoint_id=parse_uuid(pk), owner_id=request.user.id, status=filters.validated_data.get("status")
+        )
+        page = self.paginate_queryset(deliveries)
+        return self.get_paginated_response([delivery_data(delivery) for delivery in page])

@@ -5,7 +5,7 @@ from uuid import UUID
 from django.db.models import QuerySet
 
 from webhooks.errors import WebhookEndpointNotFound
-from webhooks.models import WebhookEndpoint
+from webhooks.models import WebhookDelivery, WebhookEndpoint
 
 
 def endpoint_list(*, owner_id: int) -> QuerySet[WebhookEndpoint]:
@@ -17,3 +17,15 @@ def endpoint_get(*, endpoint_id: UUID, owner_id: int) -> WebhookEndpoint:
     if endpoint is None:
         raise WebhookEndpointNotFound()
     return endpoint
+
+
+def delivery_list(
+    *, endpoint_id: UUID, owner_id: int, status: str | None = None
+) -> QuerySet[WebhookDelivery]:
+    """An endpoint of the caller's deliveries (404 for anyone else's endpoint), newest first
+    by the pagination: reads webhook_delivery_endpoint_idx (endpoint, id DESC)."""
+    endpoint_get(endpoint_id=endpoint_id, owner_id=owner_id)
+    deliveries = WebhookDelivery.objects.filter(endpoint_id=endpoint_id).select_related("event")
+    if status:
+        deliveries = deliveries.filter(status=status)
+    return deliveries

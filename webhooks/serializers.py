@@ -8,8 +8,8 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from events.models import Event
-from foundation.serializers import StrictCharField, StrictChoiceField, StrictSerializer
-from webhooks.models import ALL_EVENTS, WebhookEndpoint
+from foundation.serializers import QueryFilterSerializer, StrictCharField, StrictChoiceField, StrictSerializer
+from webhooks.models import ALL_EVENTS, WebhookDelivery, WebhookEndpoint
 
 EVENT_TYPE_CHOICES = [(ALL_EVENTS, "Every event type, also those added later"), *Event.Type.choices]
 
@@ -143,3 +143,55 @@ def endpoint_data(endpoint: WebhookEndpoint, secret: str | None = None) -> dict[
     if secret is not None:
         data["secret"] = secret
     return data
+
+
+class DeliveryFilterSerializer(QueryFilterSerializer):
+    status = serializers.ChoiceField(choices=WebhookDelivery.Status.choices, required=False)
+
+
+class WebhookDeliverySerializer(serializers.Serializer):
+    """One event's delivery to your endpoint: where it stands and how its last attempt went."""
+
+    id = serializers.IntegerField()
+    event_id = serializers.UUIDField(help_text="The event's id: the webhook-id header of its POSTs.")
+    event_type = serializers.CharField()
+    event_sequence = serializers.IntegerField()
+    wallet_id = serializers.UUIDField()
+    status = serializers.ChoiceField(
+        choices=WebhookDelivery.Status.choices,
+        help_text="pending (being sent or retried), succeeded, failed (given up after a day), "
+        "cancelled (the endpoint was deleted).",
+    )
+    attempts = serializers.IntegerField()
+    next_attempt_at = serializers.DateTimeField(
+        allow_null=True, help_text="While pending: not before then. Null once finished."
+    )
+    last_attempted_at = serializers.DateTimeField(allow_null=True)
+    last_status_code = serializers.IntegerField(
+        allow_null=True, help_text="Your endpoint's last answer, if any."
+    )
+    last_error = serializers.CharField(
+        help_text='"" after a 2xx; else http_error, timeout, connection_failed, tls_error, '
+        "address_forbidden, unresolvable or url_invalid."
+    )
+    created_at = serializers.DateTimeField()
+    finished_at = serializers.DateTimeField(allow_null=True)
+
+
+def delivery_data(delivery: WebhookDelivery) -> dict[str, Any]:
+    pending = delivery.status == WebhookDelivery.Status.PENDING
+    return {
+        "id": delivery.id,
+        "event_id": delivery.event.uuid,
+        "event_type": delivery.event.type,
+        "event_sequence": delivery.event_id,
+        "wallet_id": delivery.wallet_id,
+        "status": delivery.status,
+        "attempts": delivery.attempts,
+        "next_attempt_at": delivery.next_attempt_at if pending else None,
+        "last_attempted_at": delivery.last_attempted_at,
+        "last_status_code": delivery.last_status_code,
+        "last_error": delivery.last_error,
+        "created_at": delivery.created_at,
+        "finished_at": delivery.finished_at,
+    }

@@ -237,3 +237,40 @@ def test_socket_resolution_is_what_decides(monkeypatch, make_user, api_client):
     monkeypatch.setattr(socket, "getaddrinfo", fake_getaddrinfo)
     response = create(api_client(make_user()), url="https://hooks.shop.example/wallet")
     assert_problem(response, 422, "webhook_url_forbidden")
+
+
+def test_an_endpoints_deliveries_are_listed_for_its_owner_only(make_user, make_wallet, api_client):
+    from django.utils import timezone
+
+    from webhooks.dispatch import fan_out_settled
+
+    alice = make_user()
+    client = api_client(alice)
+    created = create(client, event_types=["*"]).json()
+    wallet = make_wallet(alice, balance=100)
+    fan_out_settled()
+    delivery = WebhookDelivery.objects.get()
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(
+        status="failed",
+        attempts=31,
+        last_status_code=503,
+        last_error="http_error",
+        finished_at=timezone.now(),
+    )
+    target = f"{URL}/{created['id']}/deliveries"
+
+    body = client.get(target).json()
+
+    (shown,) = body["results"]
+    assert (shown["event_type"], shown["wallet_id"], shown["status"], shown["attempts"]) == (
+        "deposit.created", str(wallet.id), "failed", 31,
+    )  # fmt: skip
+    assert (shown["last_status_code"], shown["last_error"], shown["next_attempt_at"]) == (
+        503,
+        "http_error",
+        None,
+    )
+    assert shown["event_id"] == str(delivery.event.uuid)
+    assert client.get(target, {"status": "pending"}).json()["results"] == []
+    assert_problem(client.get(target, {"status": "lost"}), 400, "validation_error")
+    assert_problem(api_client(make_user()).get(target), 404, "not_found")
