@@ -10,13 +10,11 @@ uses. Selected with `-m drill` (`make drills`).
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from testing.processes import run_script
 
 DRILL = Path(__file__).resolve().parents[2] / "ops" / "drills" / "failover_drill.py"
 TIMEOUT_SECONDS = 300
@@ -24,27 +22,11 @@ TIMEOUT_SECONDS = 300
 
 def run_drill(tmp_path: Path, *args: str) -> tuple[int, str, dict]:
     figures_file = tmp_path / "failover.json"
-    # Popen rather than run(timeout=): on a timeout the drill gets SIGTERM and time to
-    # stop its clusters and server and remove its directory before anything is killed.
-    process = subprocess.Popen(
-        [sys.executable, str(DRILL), "--json", str(figures_file), *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    code, output = run_script(
+        DRILL, "--json", str(figures_file), *args, timeout=TIMEOUT_SECONDS, what="the failover drill"
     )
-    try:
-        output, _ = process.communicate(timeout=TIMEOUT_SECONDS)
-    except subprocess.TimeoutExpired:
-        process.send_signal(signal.SIGTERM)
-        try:
-            output, _ = process.communicate(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            output, _ = process.communicate()
-        pytest.fail(f"the failover drill did not finish within {TIMEOUT_SECONDS}s:\n{output}")
     figures = json.loads(figures_file.read_text()) if figures_file.exists() else {}
-    return process.returncode, output, figures
+    return code, output, figures
 
 
 @pytest.mark.drill

@@ -12,13 +12,11 @@ and, as root, the `postgres` OS user. Selected with `-m drill` (`make drills`).
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from testing.processes import run_script
 
 DRILL = Path(__file__).resolve().parents[2] / "ops" / "drills" / "patroni_drill.py"
 TIMEOUT_SECONDS = 330
@@ -27,29 +25,13 @@ TOOLS_MISSING = 3
 
 def run_drill(tmp_path: Path, *args: str) -> tuple[int, str, dict]:
     figures_file = tmp_path / "patroni.json"
-    # Popen rather than run(timeout=): on a timeout the drill gets SIGTERM and time to
-    # stop the cluster and the server and remove its directories before anything is killed.
-    process = subprocess.Popen(
-        [sys.executable, str(DRILL), "--json", str(figures_file), *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    code, output = run_script(
+        DRILL, "--json", str(figures_file), *args, timeout=TIMEOUT_SECONDS, what="the Patroni drill"
     )
-    try:
-        output, _ = process.communicate(timeout=TIMEOUT_SECONDS)
-    except subprocess.TimeoutExpired:
-        process.send_signal(signal.SIGTERM)
-        try:
-            output, _ = process.communicate(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            output, _ = process.communicate()
-        pytest.fail(f"the Patroni drill did not finish within {TIMEOUT_SECONDS}s:\n{output}")
-    if process.returncode == TOOLS_MISSING:
+    if code == TOOLS_MISSING:
         pytest.skip(output.strip().splitlines()[-1])
     figures = json.loads(figures_file.read_text()) if figures_file.exists() else {}
-    return process.returncode, output, figures
+    return code, output, figures
 
 
 @pytest.mark.drill

@@ -8,40 +8,19 @@ Selected with `-m drill` (`make drills`).
 
 from __future__ import annotations
 
-import os
 import re
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from testing.processes import run_script
 
 DRILL = Path(__file__).resolve().parents[2] / "ops" / "drills" / "pitr_drill.py"
 TIMEOUT_SECONDS = 300
 
 
 def run_drill(*args: str) -> tuple[int, str]:
-    # Popen rather than run(timeout=): on a timeout the drill gets SIGTERM and time to
-    # stop its clusters and remove its directory before anything is killed.
-    process = subprocess.Popen(
-        [sys.executable, str(DRILL), *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    try:
-        output, _ = process.communicate(timeout=TIMEOUT_SECONDS)
-    except subprocess.TimeoutExpired:
-        process.send_signal(signal.SIGTERM)
-        try:
-            output, _ = process.communicate(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            output, _ = process.communicate()
-        pytest.fail(f"the PITR drill did not finish within {TIMEOUT_SECONDS}s:\n{output}")
-    return process.returncode, output
+    return run_script(DRILL, *args, timeout=TIMEOUT_SECONDS, what="the PITR drill")
 
 
 @pytest.mark.drill
