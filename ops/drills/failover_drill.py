@@ -51,6 +51,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -1169,11 +1170,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    if not (PG_BIN / "initdb").exists():
-        print(f"PostgreSQL binaries not found in {PG_BIN} (set PG_BIN)", file=sys.stderr)
-        return 2
+def run_to_end(
+    args: argparse.Namespace,
+    make_drill: Callable[[], Drill],
+    report: Callable[[Drill, bool], None],
+    *,
+    errors: tuple[type[Exception], ...] = (DrillError,),
+    wrap_up: Callable[[Drill], None] | None = None,
+) -> int:
+    """Run a drill within args.deadline, whatever happens report it and clean up: exit status
+    0 (passed), 1 (a check failed), 2 (the drill could not run or was interrupted)."""
 
     def interrupt(signum: int, _frame: Any) -> None:
         raise Interrupted(signal.Signals(signum).name)
@@ -1182,13 +1188,12 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signum, interrupt)
     signal.alarm(args.deadline)
 
-    drill = Drill(args)
-    log(f"run {drill.run_id} in {drill.tmp}")
+    drill = make_drill()
     passed, status = False, 2
     try:
         passed = drill.execute()
         status = 0 if passed else 1
-    except DrillError as exc:
+    except errors as exc:
         drill.problems.append(f"drill could not run: {exc}")
     except Interrupted as exc:
         drill.problems.append(f"interrupted by {exc} (deadline {args.deadline}s)")
@@ -1199,10 +1204,27 @@ def main(argv: list[str] | None = None) -> int:
         with contextlib.suppress(Exception):
             if drill.gunicorn_log.exists() and "log_tracebacks" not in drill.figures:
                 drill.scan_gunicorn_log()
-        print_report(drill, passed)
+        if wrap_up is not None:
+            with contextlib.suppress(Exception):
+                wrap_up(drill)
+        report(drill, passed)
         drill.clean_up(keep=args.keep)
         log("cleaned up")
     return status
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if not (PG_BIN / "initdb").exists():
+        print(f"PostgreSQL binaries not found in {PG_BIN} (set PG_BIN)", file=sys.stderr)
+        return 2
+
+    def make_drill() -> Drill:
+        drill = Drill(args)
+        log(f"run {drill.run_id} in {drill.tmp}")
+        return drill
+
+    return run_to_end(args, make_drill, print_report)
 
 
 if __name__ == "__main__":

@@ -46,7 +46,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import itertools
-import signal
 import sys
 import threading
 import time
@@ -59,7 +58,7 @@ import psycopg
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ha"))
 
 from cluster import HaCluster, HaError, missing_tools
-from failover_drill import Drill, DrillError, Interrupted, log, print_figures
+from failover_drill import Drill, DrillError, log, print_figures, run_to_end
 
 SCENARIOS = ("postmaster", "patroni", "etcd", "switchover")
 
@@ -484,37 +483,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"SKIP: missing {', '.join(missing)} (scripts/ensure_ha_tools.sh installs them)")
         return 3
 
-    def interrupt(signum: int, _frame: Any) -> None:
-        raise Interrupted(signal.Signals(signum).name)
+    def make_drill() -> PatroniDrill:
+        drill = PatroniDrill(args)
+        log(f"run {drill.run_id} in {drill.tmp} and {drill.cluster.tmp}")
+        return drill
 
-    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGALRM):
-        signal.signal(signum, interrupt)
-    signal.alarm(args.deadline)
+    def wrap_up(drill: PatroniDrill) -> None:
+        drill.figures.setdefault("steps", drill.steps)
+        drill.figures.setdefault("final", drill.cluster.describe())
 
-    drill = PatroniDrill(args)
-    log(f"run {drill.run_id} in {drill.tmp} and {drill.cluster.tmp}")
-    passed, status = False, 2
-    try:
-        passed = drill.execute()
-        status = 0 if passed else 1
-    except (DrillError, HaError) as exc:
-        drill.problems.append(f"drill could not run: {exc}")
-    except Interrupted as exc:
-        drill.problems.append(f"interrupted by {exc} (deadline {args.deadline}s)")
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        with contextlib.suppress(Exception):
-            if drill.gunicorn_log.exists() and "log_tracebacks" not in drill.figures:
-                drill.scan_gunicorn_log()
-        with contextlib.suppress(Exception):
-            drill.figures.setdefault("steps", drill.steps)
-            drill.figures.setdefault("final", drill.cluster.describe())
-        print_report(drill, passed)
-        drill.clean_up(keep=args.keep)
-        log("cleaned up")
-    return status
+    return run_to_end(args, make_drill, print_report, errors=(DrillError, HaError), wrap_up=wrap_up)
 
 
 if __name__ == "__main__":
