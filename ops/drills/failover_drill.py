@@ -152,8 +152,18 @@ class Node:
         cmd = [str(PG_BIN / "pg_ctl"), "-D", str(self.datadir), *args]
         return run(as_postgres(cmd), timeout=timeout)
 
-    def start(self) -> None:
-        self.pg_ctl("-l", str(self.logfile), "-w", "-t", "30", "start")
+    def start(self, wait: int = 30) -> None:
+        try:
+            self.pg_ctl("-l", str(self.logfile), "-w", "-t", str(wait), "start", timeout=wait + 30)
+        except DrillError as exc:
+            raise DrillError(f"{exc}\n{self.name}.log ends with:\n{self.log_tail()}") from exc
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            text = self.logfile.read_text(errors="replace")
+        except OSError as exc:
+            return f"(unreadable: {exc})"
+        return "\n".join([line for line in text.splitlines() if line.strip()][-lines:])
 
     def connect(self, dbname: str = "postgres") -> psycopg.Connection:
         return psycopg.connect(
@@ -452,6 +462,12 @@ class Drill:
                 "max_replication_slots": 5,
                 "hot_standby": "on",
                 "wal_log_hints": "on",  # lets pg_rewind turn the old primary into a standby
+                # The rebuilt old primary replays from the last checkpoint the two nodes share,
+                # which can be older than the fork by minutes. Without kept WAL that segment is
+                # gone from the new primary (recycled at its restartpoint) and, depending on the
+                # slot's on-disk position at the crash, from the old primary's own crash
+                # recovery too: it then waits for it forever. Patroni's nodes keep the same.
+                "wal_keep_size": "256MB",
                 "synchronous_commit": "on",
                 # A standby whose primary is gone retries the stream this often, and PostgreSQL 15
                 # only notices a promote request between retries: the default 5s delays failover.
@@ -930,7 +946,10 @@ class Drill:
         signal_file.touch()
         if os.geteuid() == 0:
             shutil.chown(signal_file, "postgres", "postgres")
-        a.start()
+        # A standby accepts connections once it has replayed up to the point pg_rewind
+        # recorded, which may first have to be streamed from pg_b: on a busy machine that
+        # can take longer than a first start.
+        a.start(wait=90)
         with b.connect() as conn:
             conn.execute(f"ALTER SYSTEM SET synchronous_standby_names = 'FIRST 1 ({a.name})'")
             conn.execute("SELECT pg_reload_conf()")
