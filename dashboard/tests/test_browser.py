@@ -55,7 +55,23 @@ def log_in(browser, base: str, username: str, password: str, next_url: str) -> N
     browser.get(f"{base}/admin/login/?next={next_url}")
     browser.find_element(By.ID, "id_username").send_keys(username)
     browser.find_element(By.ID, "id_password").send_keys(password)
-    browser.find_element(By.CSS_SELECTOR, '#login-form [type="submit"]').click()
+    follow(browser, browser.find_element(By.CSS_SELECTOR, '#login-form [type="submit"]'))
+
+
+def follow(browser, element) -> None:
+    """Click a link or button and wait for the page it leads to.
+
+    click() returns once the click is sent, not once the answer is shown: a lookup made
+    right after it may see neither page (a refused login's new form included). So wait
+    until the element's page is gone and the next one has loaded.
+    """
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.wait import WebDriverWait
+
+    element.click()
+    wait = WebDriverWait(browser, 30)
+    wait.until(expected_conditions.staleness_of(element))
+    wait.until(lambda session: session.execute_script("return document.readyState") == "complete")
 
 
 def test_staff_see_figures_and_charts(browser, live_server, scene):
@@ -64,7 +80,7 @@ def test_staff_see_figures_and_charts(browser, live_server, scene):
     log_in(browser, live_server.url, "operator", STAFF_PASSWORD, "/admin/")
     link = browser.find_element(By.LINK_TEXT, "Ledger overview")
     browser.save_screenshot(str(SCREENSHOTS / "admin_index.png"))
-    link.click()
+    follow(browser, link)
     assert browser.current_url == live_server.url + OVERVIEW
     assert browser.find_element(By.CSS_SELECTOR, "#content h1").text == "Ledger overview"
 
