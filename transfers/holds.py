@@ -132,8 +132,11 @@ class PreparedHoldChange:
         (transfers.events), the wallet's `held` and `extra_rows` in one statement, in the
         transaction the change was prepared in. `body`: the hold as the request's answer
         rendered it, which the event reuses."""
+        events = hold_events(
+            action=self.action, hold=self.hold, wallet=self.wallet, created_at=self.created_at, body=body
+        )
         statements.write(
-            [*([self.hold] if self.created else []), self.audit, *hold_events(self, body), *extra_rows],
+            [*([self.hold] if self.created else []), self.audit, *events, *extra_rows],
             wallets=[WalletUpdate(self.wallet.id, held=self.wallet.held)],
             updates=[] if self.created else [self.hold],
             updated_at=self.created_at,

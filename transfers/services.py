@@ -186,8 +186,15 @@ class PreparedMovement:
         Call once, in the transaction movement_prepare ran in: its locks make the
         balances right.
         """
+        events = movement_events(
+            transfer=self.transfer,
+            changed_wallets=self.changed_wallets,
+            own_wallet=self.own_wallet,
+            hold=self.hold,
+            body=body,
+        )
         statements.write(
-            [self.transfer, *self.entries, *self.audits, *movement_events(self, body), *extra_rows],
+            [self.transfer, *self.entries, *self.audits, *events, *extra_rows],
             wallets=self.wallet_updates,
             updates=[self.hold] if self.hold is not None else [],
             updated_at=self.transfer.created_at,
