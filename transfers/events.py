@@ -14,22 +14,24 @@ Where the change answers a request, the executor has rendered its answer already
 (transfers.idempotency); an event of the same shape carries those bytes, not a second
 rendering. Only what no request answered (the other shapes, commands, the expiry task)
 is rendered here.
+
+The writes that call these (transfers.services, transfers.holds) pass them their rows,
+not their prepared objects: this module sits below them and imports neither.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from datetime import datetime
 
 from psycopg.types.json import Jsonb
 
 from events.models import Event
 from events.services import event_build, rendered
-from transfers.models import Transfer
+from transfers.models import Hold, Transfer
+from transfers.rendering import hold_data, render_json, transfer_data
+from wallets.models import Wallet
 from wallets.serializers import wallet_data
-
-if TYPE_CHECKING:
-    from transfers.holds import PreparedHoldChange
-    from transfers.services import PreparedMovement
 
 Kind = Transfer.Kind
 MOVEMENT_TYPES = {
@@ -49,36 +51,39 @@ HOLD_TYPES = {
 }
 
 
-def movement_events(prepared: PreparedMovement, body: bytes | None = None) -> list[Event]:
-    """The events of a movement; `body` is the answer the executor rendered for it (the
-    hold for a capture, else the transfer or `{transfer, wallet}` of the caller's wallet)."""
-    # transfers.serializers imports the money path (the prepared types), so it is imported
-    # here, when the first event is built, not when this module is.
-    from transfers.serializers import hold_data, render_json, transfer_data
-
-    transfer, created_at = prepared.transfer, prepared.created_at
-    kind = transfer.kind
-    captured = prepared.hold is not None
+def movement_events(
+    *,
+    transfer: Transfer,
+    changed_wallets: Sequence[Wallet],
+    own_wallet: Wallet,
+    hold: Hold | None = None,
+    body: bytes | None = None,
+) -> list[Event]:
+    """The events of a movement (transfers.services.PreparedMovement): `changed_wallets`,
+    the user wallets it changes after it, `own_wallet` the caller's among them, `hold` a
+    capture's hold; `body` is the answer the executor rendered for it (the hold for a
+    capture, else the transfer or `{transfer, wallet}` of the caller's wallet)."""
+    created_at, kind = transfer.created_at, transfer.kind
     events = []
-    if captured:
-        hold_body = body if body is not None else render_json(hold_data(prepared.hold))
+    if hold is not None:
+        hold_body = body if body is not None else render_json(hold_data(hold))
         events.append(
             event_build(
                 type=Event.Type.HOLD_CAPTURED,
-                wallet_id=prepared.hold.wallet_id,
-                owner_id=prepared.own_wallet.owner_id,
+                wallet_id=hold.wallet_id,
+                owner_id=own_wallet.owner_id,
                 created_at=created_at,
                 data=rendered(hold_body),
             )
         )
         body = None  # the answer is the hold: the movement's events render their own
     shared: Jsonb | None = None
-    for wallet in prepared.changed_wallets:
+    for wallet in changed_wallets:
         if kind in _TRANSFER_ONLY:
             if shared is None:
                 shared = rendered(body if body is not None else render_json(transfer_data(transfer)))
             data = shared
-        elif body is not None and wallet.id == prepared.movement.own_wallet_id:
+        elif body is not None and wallet.id == own_wallet.id:
             data = rendered(body)
         else:
             data = rendered(render_json({"transfer": transfer_data(transfer), "wallet": wallet_data(wallet)}))
@@ -94,17 +99,18 @@ def movement_events(prepared: PreparedMovement, body: bytes | None = None) -> li
     return events
 
 
-def hold_events(prepared: PreparedHoldChange, body: bytes | None = None) -> list[Event]:
-    """The event of a hold created, voided or expired; `body`: the hold as the executor rendered it."""
-    from transfers.serializers import hold_data, render_json
-
-    data = body if body is not None else render_json(hold_data(prepared.hold))
+def hold_events(
+    *, action: str, hold: Hold, wallet: Wallet, created_at: datetime, body: bytes | None = None
+) -> list[Event]:
+    """The event of a hold created, voided or expired (`action`; transfers.holds.PreparedHoldChange)
+    on `wallet`; `body`: the hold as the executor rendered it."""
+    data = body if body is not None else render_json(hold_data(hold))
     return [
         event_build(
-            type=HOLD_TYPES[prepared.action],
-            wallet_id=prepared.wallet.id,
-            owner_id=prepared.wallet.owner_id,
-            created_at=prepared.created_at,
+            type=HOLD_TYPES[action],
+            wallet_id=wallet.id,
+            owner_id=wallet.owner_id,
+            created_at=created_at,
             data=rendered(data),
         )
     ]

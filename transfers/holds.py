@@ -11,11 +11,11 @@ is one of:
 - expiry: the service releases it once `expires_at` has passed (holds_expire, run by
   Celery beat and `manage.py expire_holds`).
 
-Every change locks the hold's wallet first (wallets.locks), then the hold row: one order
-for all of them, so a capture, a void and an expiry of the same hold run one after the
-other and only the first finds it pending; the others answer `hold_not_pending` with its
-final status. PostgreSQL checks at commit that the wallet's `held` is the sum of its
-pending holds and that a hold changes once (transfers.0007).
+Every change locks the hold's wallet first (wallets.locks), then the hold row
+(transfers.locks): one order for all of them, so a capture, a void and an expiry of the
+same hold run one after the other and only the first finds it pending; the others answer
+`hold_not_pending` with its final status. PostgreSQL checks at commit that the wallet's
+`held` is the sum of its pending holds and that a hold changes once (transfers.0007).
 
 Creating and voiding are prepared and written in two steps like movements
 (`prepared.write(extra_rows=[...])`), so the idempotency record commits with them.
@@ -45,11 +45,11 @@ from foundation.metrics import registry as metrics
 from transfers import statements
 from transfers.errors import DuplicateReference, HoldNotFound
 from transfers.events import hold_events
+from transfers.locks import hold_lock
 from transfers.models import Hold, Transfer
 from transfers.selectors import find_hold_reference_use
 from transfers.services import (
     Movement,
-    hold_lock,
     hold_not_pending,
     insufficient_funds,
     movement_prepare,
@@ -132,8 +132,11 @@ class PreparedHoldChange:
         (transfers.events), the wallet's `held` and `extra_rows` in one statement, in the
         transaction the change was prepared in. `body`: the hold as the request's answer
         rendered it, which the event reuses."""
+        events = hold_events(
+            action=self.action, hold=self.hold, wallet=self.wallet, created_at=self.created_at, body=body
+        )
         statements.write(
-            [*([self.hold] if self.created else []), self.audit, *hold_events(self, body), *extra_rows],
+            [*([self.hold] if self.created else []), self.audit, *events, *extra_rows],
             wallets=[WalletUpdate(self.wallet.id, held=self.wallet.held)],
             updates=[] if self.created else [self.hold],
             updated_at=self.created_at,

@@ -6,7 +6,6 @@ from datetime import UTC, datetime
 
 from django.conf import settings
 from rest_framework import serializers
-from rest_framework.renderers import JSONRenderer
 
 from foundation.serializers import (
     AmountField,
@@ -20,6 +19,7 @@ from foundation.serializers import (
 )
 from transfers.holds import PreparedHoldChange
 from transfers.models import Hold, IdempotencyRecord, LedgerEntry, Transfer
+from transfers.rendering import hold_data, render_json, transfer_data
 from transfers.reports import BalanceAt, IdempotencyKeyLookup, Statement, statement_csv_chunks
 from transfers.services import PreparedMovement
 from wallets.serializers import WalletSerializer, wallet_data
@@ -270,44 +270,8 @@ class IdempotencyKeySerializer(serializers.Serializer):
 # The API renders its answers from these plain dicts: a ModelSerializer rebuilds its fields
 # for every instance, which cost more than the rest of a read. The serializers above
 # describe the same shapes for the OpenAPI document; tests/test_serializers.py holds
-# each dict to its serializer's output.
-
-
-def transfer_data(transfer: Transfer) -> dict:
-    """A transfer as the API shows it (TransferSerializer). Needs `refunded_amount` on the
-    instance: the selectors annotate it, the money path sets it on a new transfer."""
-    return {
-        "id": transfer.id,
-        "kind": transfer.kind,
-        "source_wallet_id": transfer.source_wallet_id,
-        "destination_wallet_id": transfer.destination_wallet_id,
-        "amount": transfer.amount,
-        "currency": transfer.currency,
-        "status": transfer.status,
-        "reference": transfer.reference,
-        "description": transfer.description,
-        "refund_of": transfer.refund_of_id,
-        "refunded_amount": transfer.refunded_amount,
-        "created_at": transfer.created_at,
-    }
-
-
-def hold_data(hold: Hold) -> dict:
-    """A hold as the API shows it (HoldSerializer)."""
-    return {
-        "id": hold.id,
-        "wallet_id": hold.wallet_id,
-        "amount": hold.amount,
-        "captured_amount": hold.captured_amount,
-        "currency": hold.currency,
-        "status": hold.status,
-        "expires_at": hold.expires_at,
-        "reference": hold.reference,
-        "description": hold.description,
-        "capture_transfer_id": hold.capture_transfer_id,
-        "created_at": hold.created_at,
-        "finished_at": hold.finished_at,
-    }
+# each dict to its serializer's output. A transfer's and a hold's (what the outbox's
+# events carry too) are in transfers.rendering, which the money path can import.
 
 
 def entry_data(entry: LedgerEntry) -> dict:
@@ -322,13 +286,6 @@ def entry_data(entry: LedgerEntry) -> dict:
         "description": entry.transfer.description,
         "created_at": entry.created_at,
     }
-
-
-_renderer = JSONRenderer()
-
-
-def render_json(data: object) -> bytes:
-    return _renderer.render(data)
 
 
 def response_body(prepared: PreparedMovement | PreparedHoldChange) -> bytes:

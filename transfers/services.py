@@ -9,11 +9,11 @@ transaction of its own:
    the same wallet twice, a reference already used on the caller's wallet: one indexed
    read, before any lock, so it never lengthens the lock window); lock the user
    wallets involved (wallets.locks: one `SELECT ... FOR NO KEY UPDATE ... ORDER BY id`,
-   which also checks the caller owns their wallet), then the hold a capture captures;
-   check currency, status, funds (what is available: balance less pending holds),
-   operators' limits, a refund's remaining amount and the balance cap on the locked
-   rows; build the transfer, its legs, the audit events, the hold's new state and the
-   wallets' new balances. Nothing is written yet.
+   which also checks the caller owns their wallet), then the hold a capture captures
+   (transfers.locks); check currency, status, funds (what is available: balance less
+   pending holds), operators' limits, a refund's remaining amount and the balance cap on
+   the locked rows; build the transfer, its legs, the audit events, the hold's new state
+   and the wallets' new balances. Nothing is written yet.
 2. `prepared.write(extra_rows=[...])`: one statement writes all of it, plus the rows the
    caller adds (the idempotency record, so it commits with the movement), while the
    locks are held (transfers.statements).
@@ -43,7 +43,7 @@ from datetime import date, datetime
 from uuid import UUID
 
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, connection, transaction
+from django.db import transaction
 from django.db.models import Model
 from django.utils import timezone
 from opentelemetry import trace
@@ -68,6 +68,7 @@ from transfers.errors import (
     WalletUnderReview,
 )
 from transfers.events import movement_events
+from transfers.locks import hold_lock
 from transfers.models import Hold, LedgerEntry, Transfer
 from transfers.selectors import find_reference_use, refundable_transfer, refunded_amount
 from transfers.statements import WalletUpdate
@@ -186,8 +187,15 @@ class PreparedMovement:
         Call once, in the transaction movement_prepare ran in: its locks make the
         balances right.
         """
+        events = movement_events(
+            transfer=self.transfer,
+            changed_wallets=self.changed_wallets,
+            own_wallet=self.own_wallet,
+            hold=self.hold,
+            body=body,
+        )
         statements.write(
-            [self.transfer, *self.entries, *self.audits, *movement_events(self, body), *extra_rows],
+            [self.transfer, *self.entries, *self.audits, *events, *extra_rows],
             wallets=self.wallet_updates,
             updates=[self.hold] if self.hold is not None else [],
             updated_at=self.transfer.created_at,
@@ -515,16 +523,9 @@ def _lock(movement: Movement) -> tuple[Wallet, Wallet | None]:
     return own, other
 
 
-# The hold a capture captures, locked after its wallet (the fixed order: wallets, then holds).
-_LOCK_HOLD_SQL = (
-    "SELECT id, wallet_id, amount, captured_amount, currency, status, expires_at, reference, description,"
-    " created_by_id, capture_transfer_id, created_at, finished_at FROM transfers_hold"
-    " WHERE id = %s AND wallet_id = %s FOR UPDATE"
-)
-
-
 def _lock_hold(movement: Movement, own: Wallet, now: datetime) -> Hold:
-    """Lock the captured hold and check it is still pending and covers the amount."""
+    """Lock the captured hold, after its wallet (the fixed order: wallets, then holds;
+    transfers.locks), and check it is still pending and covers the amount."""
     hold = hold_lock(hold_id=movement.hold_id, wallet_id=own.id)
     if hold is None:  # the caller read it before locking; holds are never deleted
         raise RuntimeError(f"hold {movement.hold_id} vanished from wallet {own.id}")
@@ -536,22 +537,6 @@ def _lock_hold(movement: Movement, own: Wallet, now: datetime) -> Hold:
     if movement.amount > hold.amount:
         raise CaptureExceedsHold("A capture takes at most the held amount.", hold_amount=hold.amount)
     return hold
-
-
-def hold_lock(*, hold_id: UUID, wallet_id: UUID) -> Hold | None:
-    """Lock a hold of the wallet (FOR UPDATE). Call with the wallet's row lock held."""
-    with connection.cursor() as cursor:
-        cursor.execute(_LOCK_HOLD_SQL, [hold_id, wallet_id])
-        row = cursor.fetchone()
-    if row is None:
-        return None
-    return Hold.from_db(DEFAULT_DB_ALIAS, HOLD_FIELDS, row)
-
-
-HOLD_FIELDS = (
-    "id", "wallet_id", "amount", "captured_amount", "currency", "status", "expires_at", "reference",
-    "description", "created_by_id", "capture_transfer_id", "created_at", "finished_at",
-)  # fmt: skip
 
 
 def hold_not_pending(status: str) -> HoldNotPending:

@@ -6,17 +6,17 @@ hold's change and the wallets' new state go to the server as one statement inste
 row locks are held for one round trip. The deferred constraint triggers still check
 everything at COMMIT.
 
-The tables and their column lists are written out here (transfers/tests/
-test_statements.py checks each against its model). Every value is a bound parameter;
-only these constant identifiers and placeholders make up the text.
+The tables, their column lists and the SQL types of the columns strings go to are
+written out here (transfers/tests/test_statements.py checks each against its model).
+Every value is a bound parameter; only these constant identifiers and placeholders make
+up the text.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
-from functools import cache
 from typing import Any
 from uuid import UUID
 
@@ -31,11 +31,17 @@ from transfers.models import Hold, IdempotencyRecord, LedgerEntry, Transfer
 
 @dataclass(frozen=True)
 class Table:
-    """A table the statement inserts into: its name and the columns it writes, in order."""
+    """A table the statement inserts into: its name and the columns it writes, in order.
+
+    `string_types`: the SQL type (varchar, inet, ...) of each column a Python string is
+    written to. PostgreSQL infers a string parameter's type from its column, so equal
+    strings share a parameter only among columns of one type (statement()).
+    """
 
     name: str
     columns: tuple[str, ...]
     json_columns: frozenset[str] = frozenset()
+    string_types: dict[str, str] = field(default_factory=dict, hash=False)
 
     def values(self, row: Model) -> list[Any]:
         # The columns are the models' attribute names (foreign keys included: `*_id`).
@@ -47,37 +53,51 @@ def _json(value: Any) -> Jsonb:
     return value if isinstance(value, Jsonb) else Jsonb(value)
 
 
+def _varchar(*columns: str) -> dict[str, str]:
+    return dict.fromkeys(columns, "varchar")
+
+
 TRANSFERS = Table(
     "transfers_transfer",
     ("id", "kind", "source_wallet_id", "destination_wallet_id", "amount", "currency", "status",
      "reference", "reference_wallet_id", "description", "initiated_by_id", "refund_of_id", "created_at"),
+    string_types=_varchar("kind", "currency", "status", "reference", "description"),
 )  # fmt: skip
 # The primary key is left to the sequence: entry ids order a wallet's history.
 LEDGER_ENTRIES = Table(
     "transfers_ledgerentry",
     ("transfer_id", "wallet_id", "type", "amount", "balance_after", "created_at", "entry_hash"),
+    string_types=_varchar("type"),
 )
 HOLDS = Table(
     "transfers_hold",
     ("id", "wallet_id", "amount", "captured_amount", "currency", "status", "expires_at", "reference",
      "description", "created_by_id", "capture_transfer_id", "created_at", "finished_at"),
+    string_types=_varchar("currency", "status", "reference", "description"),
 )  # fmt: skip
 AUDIT_EVENTS = Table(
     "audit_auditevent",
     ("created_at", "actor_id", "actor_label", "action", "target_type", "target_id", "amount", "currency",
      "outcome", "client_ip", "user_agent", "request_id", "details"),
     json_columns=frozenset({"details"}),
+    string_types={
+        **_varchar("actor_label", "action", "target_type", "target_id", "currency", "outcome", "user_agent",
+                   "request_id"),
+        "client_ip": "inet",
+    },
 )  # fmt: skip
 # The outbox (events app); its primary key, the sequence, orders events.
 EVENTS = Table(
     "events_event",
     ("uuid", "type", "created_at", "wallet_id", "owner_id", "data"),
     json_columns=frozenset({"data"}),
+    string_types=_varchar("type"),
 )
 IDEMPOTENCY_RECORDS = Table(
     "transfers_idempotencyrecord",
     ("user_id", "key", "method", "path", "request_hash", "status_code", "response_body", "transfer_id",
      "created_at"),
+    string_types=_varchar("key", "method", "path", "request_hash"),
 )  # fmt: skip
 
 # Which table each model's rows go to.
@@ -92,7 +112,11 @@ TABLES: dict[type[Model], Table] = {
 # The rows a statement may change, by primary key: the table and the columns it sets. A
 # hold changes once, from pending, in what its end records (transfers.0007's trigger).
 CHANGES: dict[type[Model], Table] = {
-    Hold: Table("transfers_hold", ("status", "captured_amount", "capture_transfer_id", "finished_at")),
+    Hold: Table(
+        "transfers_hold",
+        ("status", "captured_amount", "capture_transfer_id", "finished_at"),
+        string_types=_varchar("status"),
+    ),
 }
 
 
@@ -124,8 +148,9 @@ def statement(
     its time, its amount and its wallets each appear several times). Those types are
     stated by the client, so one parameter can serve every column it appears in. Strings,
     whose type PostgreSQL infers from the column, share only among columns of one type
-    (varchar: two audit rows' action, currency and outcome, the transfer's currency, two
-    events' type), where the inferred type is the same; NULLs never share. Sharing keeps a
+    (Table.string_types; varchar: two audit rows' action, currency and outcome, the
+    transfer's currency, two events' type), where the inferred type is the same; a string
+    in a column of no declared type and NULLs never share. Sharing keeps a
     movement's statement under the 50 parameters up to which psycopg caches how it
     converts a statement's text, so the text is parsed once per process, not per call.
     """
@@ -152,7 +177,7 @@ def statement(
         values = ", ".join(
             "("
             + ", ".join(
-                placeholder(v, _string_type(row, c, v))
+                placeholder(v, table.string_types.get(c))
                 for c, v in zip(table.columns, table.values(row), strict=True)
             )
             + ")"
@@ -164,7 +189,7 @@ def statement(
         table = CHANGES[type(row)]
         values = zip(table.columns, table.values(row), strict=True)
         sets = ", ".join(
-            f"{column} = {placeholder(value, _string_type(row, column, value))}" for column, value in values
+            f"{column} = {placeholder(value, table.string_types.get(column))}" for column, value in values
         )
         update = " ".join(("UPDATE", table.name, "SET", sets, "WHERE id =", placeholder(row.pk)))
         parts.append(f"u{index} AS ({update})")
@@ -214,18 +239,6 @@ def write(
 # bytea: an entry's hash is also its wallet's new head; jsonb: a rendered document two
 # events carry is bound once, its instance being its key).
 _SHARED_TYPES = frozenset({UUID, datetime, date, int, bytes, Jsonb})
-
-
-def _string_type(row: Model, column: str, value: Any) -> str | None:
-    """The PostgreSQL type of the column a string goes to (varchar, text, ...); None for
-    any other value."""
-    return _column_type(type(row), column) if isinstance(value, str) else None
-
-
-@cache
-def _column_type(model: type[Model], column: str) -> str:
-    field = next(f for f in model._meta.concrete_fields if f.attname == column)
-    return field.db_type(connection).split("(")[0]
 
 
 def _grouped(rows: Sequence[Model]) -> list[tuple[Table, list[Model]]]:

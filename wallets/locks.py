@@ -22,28 +22,14 @@ from uuid import UUID
 from django.db import DEFAULT_DB_ALIAS, connection
 
 from wallets.models import Wallet
+from wallets.selectors import WALLET_COLUMNS
 
 # What the money path reads of a locked wallet: its checks (owner, kind, currency,
 # status, balance, held, limits and today's outgoing total), the wallet's part of the
-# response, and the head of its hash chain (the next entry links to it). The statements
-# below select exactly these, in this order (wallets/tests/test_locks.py holds them to it).
-LOCKED_FIELDS = (
-    "id",
-    "owner_id",
-    "kind",
-    "currency",
-    "name",
-    "balance",
-    "held",
-    "status",
-    "max_outgoing_amount",
-    "max_outgoing_per_day",
-    "outgoing_day",
-    "outgoing_today",
-    "created_at",
-    "head_hash",
-    "entry_count",
-)
+# response (the columns every read of a wallet selects: wallets.selectors.WALLET_COLUMNS),
+# and the head of its hash chain (the next entry links to it). The statements below select
+# exactly these, in this order (wallets/tests/test_locks.py holds them to it).
+LOCKED_FIELDS = (*WALLET_COLUMNS, "head_hash", "entry_count")
 
 # Each statement first sets, for its transaction, how long it may wait for a lock
 # (set_config(..., true) is SET LOCAL): a money request waits in short attempts and lets

@@ -22,10 +22,11 @@ def wallet_list(*, owner_id: int) -> QuerySet[Wallet]:
     return Wallet.objects.filter(owner_id=owner_id, kind=Wallet.Kind.USER)
 
 
-# The two reads every wallet endpoint makes, written as SQL: building the same query with
-# the ORM cost four times the CPU of running it (bench/inprocess.py; docs/performance.md).
-# wallets/tests/test_selectors.py holds them to the model.
-WALLET_FIELDS = (
+# What every read of a wallet row selects, in the model's order: its owner, kind,
+# currency and name, its money (balance, held), status and limits, and when it was made.
+# The endpoints' read adds when it last changed (WALLET_FIELDS); the money path's lock adds
+# the head of its hash chain instead (wallets.locks.LOCKED_FIELDS).
+WALLET_COLUMNS = (
     "id",
     "owner_id",
     "kind",
@@ -39,13 +40,14 @@ WALLET_FIELDS = (
     "outgoing_day",
     "outgoing_today",
     "created_at",
-    "updated_at",
 )
-OWNED_WALLET_SQL = (
-    "SELECT id, owner_id, kind, currency, name, balance, held, status, max_outgoing_amount,"
-    " max_outgoing_per_day, outgoing_day, outgoing_today, created_at, updated_at"
-    " FROM wallets_wallet WHERE id = %s AND owner_id = %s AND kind = 'user'"
-)
+
+# The two reads every wallet endpoint makes, written as SQL: building the same query with
+# the ORM cost four times the CPU of running it (bench/inprocess.py; docs/performance.md).
+# wallets/tests/test_selectors.py holds them to the model.
+WALLET_FIELDS = (*WALLET_COLUMNS, "updated_at")
+_COLUMNS = "SELECT " + ", ".join(WALLET_FIELDS)
+OWNED_WALLET_SQL = _COLUMNS + " FROM wallets_wallet WHERE id = %s AND owner_id = %s AND kind = 'user'"
 OWNS_WALLET_SQL = "SELECT 1 FROM wallets_wallet WHERE id = %s AND owner_id = %s AND kind = 'user'"
 
 

@@ -7,7 +7,8 @@ import pytest
 from rest_framework.renderers import JSONRenderer
 
 from transfers import selectors
-from transfers.serializers import LedgerEntrySerializer, TransferSerializer, entry_data, transfer_data
+from transfers.rendering import transfer_data
+from transfers.serializers import LedgerEntrySerializer, TransferSerializer, entry_data
 from transfers.services import transfer_create
 from wallets.serializers import WalletSerializer, wallet_data
 

@@ -1,7 +1,8 @@
 """The money path's one write statement (transfers.statements): its tables, its text, its parameters.
 
-The column lists are written out by hand in transfers/statements.py; these tests hold them
-to the models, so a model change cannot silently desynchronise the SQL.
+The column lists, and the SQL types of the columns strings go to, are written out by hand
+in transfers/statements.py (production code reads no model metadata); these tests hold
+them to the models, so a model change cannot silently desynchronise the SQL.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import re
 import uuid
 
 import pytest
-from django.db import models
+from django.db import connection, models
 from django.utils import timezone
 
 from audit.models import AuditEvent
@@ -53,6 +54,42 @@ def test_each_tables_columns_are_its_models_columns_less_an_auto_increment_key(m
     assert sorted(table.columns) == sorted(written_columns(model))
     json_fields = {f.attname for f in model._meta.concrete_fields if isinstance(f, models.JSONField)}
     assert table.json_columns == json_fields
+
+
+# The column types psycopg states for the values the money path writes there (uuid, datetime,
+# date, int, bytes, Jsonb): no string goes to these columns, so they declare no string type.
+CLIENT_TYPED = {"uuid", "timestamp with time zone", "date", "smallint", "integer", "bigint", "bytea", "jsonb"}
+
+
+@pytest.mark.parametrize(
+    ("model", "table"),
+    [*TABLES.items(), *CHANGES.items()],
+    ids=lambda value: value.__name__ if isinstance(value, type) else value.name,
+)
+def test_each_column_a_string_goes_to_declares_its_models_sql_type(model, table):
+    fields = {field.attname: field for field in model._meta.concrete_fields}
+    types = {column: fields[column].db_type(connection).split("(")[0] for column in table.columns}
+
+    assert table.string_types == {column: t for column, t in types.items() if t not in CLIENT_TYPED}
+
+
+def test_equal_strings_share_a_parameter_only_among_columns_of_one_type():
+    # An inet and a varchar column may get the same text; PostgreSQL must not infer one type for both.
+    now = timezone.now()
+    address = "203.0.113.7"
+    first = AuditEvent(
+        action="money.deposit", currency="USD", client_ip=address, user_agent=address, created_at=now
+    )
+    second = AuditEvent(
+        action="money.deposit", currency="USD", client_ip=address, user_agent="x", created_at=now
+    )
+
+    text, params = statement([first, second], updated_at=now)
+
+    assert [value for value in params.values() if value == address] == [address, address]
+    assert [value for value in params.values() if value == "money.deposit"] == ["money.deposit"]
+    assert [value for value in params.values() if value == "USD"] == ["USD"]
+    assert set(re.findall(r"%\((\w+)\)s", text)) == set(params)
 
 
 def test_the_transfers_uuid_key_is_written_and_the_ledgers_sequence_key_is_not():

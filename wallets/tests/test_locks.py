@@ -17,8 +17,16 @@ from django.test.utils import CaptureQueriesContext
 
 from foundation.db import LOCK_NOT_AVAILABLE, sqlstate
 from testing.threads import Threads, held_in_transaction, lock_waiters, run_concurrently, wait_until
-from wallets.locks import LOCK_OWN_AND_OTHER_SQL, LOCK_OWN_SQL, LOCKED_FIELDS, wallets_lock_for_movement
+from wallets.locks import (
+    LOCK_BY_ID_SQL,
+    LOCK_OWN_AND_OTHER_SQL,
+    LOCK_OWN_SQL,
+    LOCKED_FIELDS,
+    wallets_lock_by_id,
+    wallets_lock_for_movement,
+)
 from wallets.models import Wallet
+from wallets.selectors import WALLET_COLUMNS, WALLET_FIELDS
 from wallets.services import system_wallet_id
 
 
@@ -36,7 +44,9 @@ def lock(own: Wallet | uuid.UUID, owner_id: int, other: Wallet | uuid.UUID | Non
 # --- the SQL ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("sql", [LOCK_OWN_SQL, LOCK_OWN_AND_OTHER_SQL], ids=["own", "own-and-other"])
+@pytest.mark.parametrize(
+    "sql", [LOCK_OWN_SQL, LOCK_OWN_AND_OTHER_SQL, LOCK_BY_ID_SQL], ids=["own", "own-and-other", "by-id"]
+)
 def test_the_lock_reads_user_wallets_only_in_id_order_without_blocking_foreign_keys(sql):
     # First the attempt's lock timeout, for this transaction only (set_config(..., true)).
     assert sql.startswith("WITH attempt AS MATERIALIZED (SELECT set_config('lock_timeout', %s, true)) ")
@@ -44,7 +54,7 @@ def test_the_lock_reads_user_wallets_only_in_id_order_without_blocking_foreign_k
     assert f" SELECT {columns} FROM wallets_wallet w, attempt WHERE w.kind = 'user' AND " in sql
     # One fixed order (no A->B / B->A deadlock); NO KEY so ledger rows can still reference the wallet.
     assert sql.endswith(" ORDER BY w.id FOR NO KEY UPDATE OF w")
-    assert sql.count("%s") == (3 if sql is LOCK_OWN_SQL else 4)
+    assert sql.count("%s") == {LOCK_OWN_SQL: 3, LOCK_OWN_AND_OTHER_SQL: 4, LOCK_BY_ID_SQL: 2}[sql]
 
 
 def test_the_owner_predicate_applies_to_the_callers_wallet_only():
@@ -52,6 +62,14 @@ def test_the_owner_predicate_applies_to_the_callers_wallet_only():
     # A transfer's destination is anybody's user wallet: no owner predicate on it.
     assert "((w.id = %s AND w.owner_id = %s) OR w.id = %s)" in LOCK_OWN_AND_OTHER_SQL
     assert LOCK_OWN_AND_OTHER_SQL.count("owner_id = %s") == 1
+
+
+def test_the_lock_by_id_asks_for_no_owner():
+    # Operators' corrections and the expiry task act on somebody's wallet: ids alone, as one array.
+    assert LOCK_BY_ID_SQL.endswith(
+        " WHERE w.kind = 'user' AND w.id = ANY(%s) ORDER BY w.id FOR NO KEY UPDATE OF w"
+    )
+    assert "owner_id = " not in LOCK_BY_ID_SQL
 
 
 def test_locked_fields_are_real_wallet_columns():
@@ -62,6 +80,14 @@ def test_locked_fields_are_real_wallet_columns():
     assert LOCKED_FIELDS[0] == "id"  # the helper keys its answer on the first column
     # What the money path's checks and its response read of a locked wallet.
     assert {"owner_id", "kind", "currency", "status", "balance"} <= set(LOCKED_FIELDS)
+
+
+def test_the_lock_and_the_wallet_read_select_one_column_list_in_the_models_order():
+    order = [field.attname for field in Wallet._meta.concrete_fields]
+
+    for fields, extra in ((LOCKED_FIELDS, ("head_hash", "entry_count")), (WALLET_FIELDS, ("updated_at",))):
+        assert fields == (*WALLET_COLUMNS, *extra)
+        assert sorted(fields, key=order.index) == list(fields)
 
 
 @pytest.mark.django_db
@@ -75,13 +101,16 @@ def test_the_helper_runs_the_pinned_statement_once(make_user, make_wallet):
         wallets_lock_for_movement(
             own_wallet_id=own.id, owner_id=alice.id, other_wallet_id=other.id, wait_ms=5000
         )
+    with CaptureQueriesContext(connection) as by_id, transaction.atomic():
+        locked = wallets_lock_by_id(wallet_ids=[other.id, own.id], wait_ms=5000)
 
     def statements(captured: CaptureQueriesContext) -> list[str]:
         return [q["sql"] for q in captured if q["sql"].startswith("WITH attempt")]
 
-    assert len(statements(one)) == len(statements(two)) == 1
+    assert len(statements(one)) == len(statements(two)) == len(statements(by_id)) == 1
+    assert set(locked) == {own.id, other.id}  # whoever owns them
     # Captured with its parameters bound: the pinned text with values in its placeholders.
-    for captured, sql in ((one, LOCK_OWN_SQL), (two, LOCK_OWN_AND_OTHER_SQL)):
+    for captured, sql in ((one, LOCK_OWN_SQL), (two, LOCK_OWN_AND_OTHER_SQL), (by_id, LOCK_BY_ID_SQL)):
         pattern = re.escape(sql).replace("%s", ".+?")
         assert re.fullmatch(pattern, statements(captured)[0]), statements(captured)[0]
 
