@@ -269,7 +269,8 @@ def test_every_operation_with_a_path_parameter_is_the_target_of_a_link(schema):
     }
 
     assert len(with_path_parameter) > 20
-    assert with_path_parameter - targets == set()
+    # An event's id is only in pages of events (see foundation.openapi.LINKS).
+    assert with_path_parameter - targets == {"v1_events_retrieve"}
     assert targets <= set(ops)
 
 
