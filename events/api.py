@@ -7,14 +7,14 @@ from collections.abc import Callable
 from uuid import UUID
 
 from django.core.exceptions import ImproperlyConfigured
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import viewsets
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from events import selectors
 from events.serializers import EventFilterSerializer, EventSerializer, event_data
-from foundation.openapi import problem_responses
+from foundation.openapi import PAGE_EXAMPLES, parameter_examples, problem_responses
 from foundation.pagination import KeysetPagination
 from foundation.routing import UUID_PATTERN, parse_uuid
 from foundation.views import OneRoundTripMixin
@@ -50,6 +50,15 @@ class EventViewSet(OneRoundTripMixin, viewsets.GenericViewSet):
             200: EventSerializer(many=True),
             **problem_responses({404: "`not_found`: `wallet` is no wallet of yours."}),
         },
+        examples=parameter_examples(
+            OpenApiParameter.QUERY,
+            {
+                "wallet": "0b7e5b8e-3c0f-4d43-9a3e-1f6c2d8a7b91",
+                "type": "deposit.created",
+                "after": 1041,
+                **PAGE_EXAMPLES,
+            },
+        ),
     )
     def list(self, request: Request) -> Response:
         filters = EventFilterSerializer(data=request.query_params)
@@ -67,7 +76,8 @@ class EventViewSet(OneRoundTripMixin, viewsets.GenericViewSet):
         return self.get_paginated_response([event_data(event) for event in page])
 
     @extend_schema(
-        responses={200: EventSerializer, **problem_responses({404: "`not_found`: no such event of yours."})}
+        responses={200: EventSerializer, **problem_responses({404: "`not_found`: no such event of yours."})},
+        examples=parameter_examples(OpenApiParameter.PATH, {"id": "9b2e4f6a-1c3d-4e5f-8a7b-6c5d4e3f2a1b"}),
     )
     def retrieve(self, request: Request, pk: str) -> Response:
         return Response(event_data(selectors.event_get(event_id=parse_uuid(pk), user_id=request.user.id)))

@@ -107,6 +107,25 @@ def request_examples(**examples: dict[str, Any]) -> list[OpenApiExample]:
     ]
 
 
+def parameter_examples(location: str, values: Mapping[str, Any]) -> list[OpenApiExample]:
+    """`extend_schema(examples=...)` entries for parameters drf-spectacular finds itself (a path's
+    id, a filter serializer's fields, pagination): one example each, their schema left as found.
+
+    `location` is OpenApiParameter.PATH or .QUERY; `values` maps each parameter's name to a value
+    its schema accepts (wallet_project/tests/test_openapi.py checks every one).
+    """
+    return [
+        OpenApiExample(name.replace("_", " ").capitalize(), value=value, parameter_only=(name, location))
+        for name, value in values.items()
+    ]
+
+
+# The cursor of a first page (DRF's "o=0", base64): the one cursor valid for every list before
+# the server has minted any. A cursor's real source is a page's `next` or `previous` link.
+FIRST_PAGE_CURSOR = "bz0w"
+PAGE_EXAMPLES = {"cursor": FIRST_PAGE_CURSOR, "limit": 20}
+
+
 # --- extensions: what drf-spectacular cannot infer from a field or serializer ----------------
 
 
@@ -180,40 +199,117 @@ def _link(operation_id: str, **expressions: str) -> dict[str, Any]:
     return link
 
 
-WALLET_ID = "$response.body#/id"  # a created resource's own id (a wallet, a webhook endpoint)
+CREATED_ID = "$response.body#/id"  # the id of what the response is (a wallet, transfer, hold, endpoint)
 MOVED_WALLET_ID = "$response.body#/wallet/id"
 MOVEMENT_ID = "$response.body#/transfer/id"
-# (operationId, status) -> links from that response to the operations that use what it made.
+REFRESH_TOKEN = {"refresh": "$response.body#/refresh"}
+SENT_KEY = "$request.header.Idempotency-Key"  # what became of the request: GET /idempotency-keys/{key}
+
+
+def _wallet_links(wallet_id: str) -> dict[str, dict[str, Any]]:
+    """From a wallet to everything done on it or read about it."""
+    return {
+        "GetWallet": _link("v1_wallets_retrieve", id=wallet_id),
+        "RenameWallet": _link("v1_wallets_partial_update", id=wallet_id),
+        "DepositIntoWallet": _link("v1_wallets_deposits_create", id=wallet_id),
+        "WithdrawFromWallet": _link("v1_wallets_withdrawals_create", id=wallet_id),
+        "HoldOnWallet": _link("v1_wallets_holds_create", id=wallet_id),
+        "WalletHistory": _link("v1_wallets_transactions_list", id=wallet_id),
+        "WalletBalance": _link("v1_wallets_balance_retrieve", id=wallet_id),
+        "WalletStatement": _link("v1_wallets_statement_retrieve", id=wallet_id),
+        "WalletTransfers": _link("v1_transfers_list", wallet=wallet_id),
+        "WalletHolds": _link("v1_holds_list", wallet=wallet_id),
+        "WalletEvents": _link("v1_events_list", wallet=wallet_id),
+    }
+
+
+def _transfer_links(transfer_id: str) -> dict[str, dict[str, Any]]:
+    """From a transfer (or refund) to reading it and to its refunds."""
+    return {
+        "GetTransfer": _link("v1_transfers_retrieve", id=transfer_id),
+        "RefundTransfer": _link("v1_transfers_refunds_create", id=transfer_id),
+        "TransferRefunds": _link("v1_transfers_refunds_retrieve", id=transfer_id),
+    }
+
+
+def _hold_links(hold_id: str) -> dict[str, dict[str, Any]]:
+    return {
+        "GetHold": _link("v1_holds_retrieve", id=hold_id),
+        "CaptureHold": _link("v1_holds_capture_create", id=hold_id),
+        "VoidHold": _link("v1_holds_void_create", id=hold_id),
+    }
+
+
+def _endpoint_links(endpoint_id: str) -> dict[str, dict[str, Any]]:
+    return {
+        "GetWebhookEndpoint": _link("v1_webhook_endpoints_retrieve", id=endpoint_id),
+        "ChangeWebhookEndpoint": _link("v1_webhook_endpoints_partial_update", id=endpoint_id),
+        "RotateWebhookSecret": _link("v1_webhook_endpoints_rotate_secret_create", id=endpoint_id),
+        "WebhookDeliveries": _link("v1_webhook_endpoints_deliveries_retrieve", id=endpoint_id),
+        "DeleteWebhookEndpoint": _link("v1_webhook_endpoints_destroy", id=endpoint_id),
+    }
+
+
+OUTCOME = {"RequestOutcome": _link("v1_idempotency_keys_retrieve", key=SENT_KEY)}
+
+# (operationId, status) -> links from that response to the operations that use what it made
+# (wallet_project/tests/test_openapi.py: every operation with a path parameter is the target of
+# one). An event's id is in no response but a page of events: schemathesis infers that link
+# itself (`results/*/id`), where a link to a page's first item fails on every empty page.
 LINKS: dict[tuple[str, str], dict[str, dict[str, Any]]] = {
-    ("v1_wallets_create", "201"): {
-        "GetWallet": _link("v1_wallets_retrieve", id=WALLET_ID),
-        "RenameWallet": _link("v1_wallets_partial_update", id=WALLET_ID),
-        "DepositIntoWallet": _link("v1_wallets_deposits_create", id=WALLET_ID),
-        "WithdrawFromWallet": _link("v1_wallets_withdrawals_create", id=WALLET_ID),
-        "WalletHistory": _link("v1_wallets_transactions_list", id=WALLET_ID),
-        "WalletTransfers": _link("v1_transfers_list", wallet=WALLET_ID),
-    },
+    ("v1_wallets_create", "201"): _wallet_links(CREATED_ID),
     ("v1_wallets_deposits_create", "201"): {
         "GetTransfer": _link("v1_transfers_retrieve", id=MOVEMENT_ID),
-        "GetWallet": _link("v1_wallets_retrieve", id=MOVED_WALLET_ID),
-        "WithdrawFromWallet": _link("v1_wallets_withdrawals_create", id=MOVED_WALLET_ID),
+        **_wallet_links(MOVED_WALLET_ID),
+        # A wallet with money in it: the source of a transfer (and so of a refund).
         "TransferFromWallet": _link("v1_transfers_create", body={"source_wallet_id": MOVED_WALLET_ID}),
-        "WalletHistory": _link("v1_wallets_transactions_list", id=MOVED_WALLET_ID),
+        **OUTCOME,
     },
     ("v1_wallets_withdrawals_create", "201"): {
         "GetTransfer": _link("v1_transfers_retrieve", id=MOVEMENT_ID),
         "GetWallet": _link("v1_wallets_retrieve", id=MOVED_WALLET_ID),
+        **OUTCOME,
     },
-    ("v1_webhook_endpoints_create", "201"): {
-        "GetWebhookEndpoint": _link("v1_webhook_endpoints_retrieve", id=WALLET_ID),
-        "ChangeWebhookEndpoint": _link("v1_webhook_endpoints_partial_update", id=WALLET_ID),
-        "RotateWebhookSecret": _link("v1_webhook_endpoints_rotate_secret_create", id=WALLET_ID),
-        "DeleteWebhookEndpoint": _link("v1_webhook_endpoints_destroy", id=WALLET_ID),
+    ("v1_wallets_holds_create", "201"): {
+        **_hold_links(CREATED_ID),
+        "GetWallet": _link("v1_wallets_retrieve", id="$response.body#/wallet_id"),
+        **OUTCOME,
     },
+    ("v1_holds_capture_create", "200"): {
+        "GetHold": _link("v1_holds_retrieve", id=CREATED_ID),
+        # The transfer or withdrawal the capture made (a hold captured once has one).
+        "GetCaptureTransfer": _link("v1_transfers_retrieve", id="$response.body#/capture_transfer_id"),
+        **OUTCOME,
+    },
+    ("v1_holds_void_create", "200"): {"GetHold": _link("v1_holds_retrieve", id=CREATED_ID), **OUTCOME},
     ("v1_transfers_create", "201"): {
-        "GetTransfer": _link("v1_transfers_retrieve", id="$response.body#/id"),
+        **_transfer_links(CREATED_ID),
         "GetSourceWallet": _link("v1_wallets_retrieve", id="$response.body#/source_wallet_id"),
+        **OUTCOME,
     },
+    ("v1_transfers_refunds_create", "201"): {
+        "GetRefund": _link("v1_transfers_retrieve", id=CREATED_ID),
+        "OriginalRefunds": _link("v1_transfers_refunds_retrieve", id="$response.body#/refund_of"),
+        **OUTCOME,
+    },
+    # Register, log in with what was registered, refresh (each refresh token works once), log out.
+    ("v1_auth_register_create", "201"): {
+        "LogIn": _link(
+            "v1_auth_token_create",
+            body={field: f"$request.body#/{field}" for field in ("username", "password")},
+        )
+    },
+    ("v1_auth_token_create", "200"): {
+        "RefreshTokens": _link("v1_auth_token_refresh_create", body=REFRESH_TOKEN),
+        "LogOut": _link("v1_auth_logout_create", body=REFRESH_TOKEN),
+    },
+    ("v1_auth_token_refresh_create", "200"): {
+        "RefreshTokens": _link("v1_auth_token_refresh_create", body=REFRESH_TOKEN),
+        "LogOut": _link("v1_auth_logout_create", body=REFRESH_TOKEN),
+    },
+    ("v1_webhook_endpoints_create", "201"): _endpoint_links(CREATED_ID),
+    ("v1_webhook_endpoints_partial_update", "200"): _endpoint_links(CREATED_ID),
+    ("v1_webhook_endpoints_rotate_secret_create", "200"): _endpoint_links(CREATED_ID),
 }
 
 

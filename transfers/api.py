@@ -23,7 +23,7 @@ from rest_framework.response import Response
 
 from foundation.db_router import replica_reads
 from foundation.errors import PROBLEM_CONTENT_TYPE
-from foundation.openapi import problem_responses, request_examples
+from foundation.openapi import PAGE_EXAMPLES, parameter_examples, problem_responses, request_examples
 from foundation.pagination import KeysetPagination
 from foundation.ratelimits import Quotas, UserQuota
 from foundation.routing import UUID_PATTERN, parse_uuid
@@ -71,6 +71,7 @@ from transfers.serializers import (
     transfer_data,
 )
 from transfers.services import Movement, refund_movement
+from wallets.api import EXAMPLE_WALLET_ID, WALLET_ID_EXAMPLE
 
 IDEMPOTENCY_PARAMETER = OpenApiParameter(
     name="Idempotency-Key",
@@ -103,6 +104,12 @@ MONEY_PROBLEMS = {
         "`database_unavailable`: retry with the same key after Retry-After."
     ),
 }
+# Path and query parameter examples (schemathesis's examples phase sends them; Swagger shows them).
+EXAMPLE_TRANSFER_ID = "7c9e6679-7425-40de-944b-e07fc1f90ae7"
+EXAMPLE_HOLD_ID = "a3bb189e-8bf9-4888-9912-ace4e6543002"
+TRANSFER_ID_EXAMPLE = parameter_examples(OpenApiParameter.PATH, {"id": EXAMPLE_TRANSFER_ID})
+HOLD_ID_EXAMPLE = parameter_examples(OpenApiParameter.PATH, {"id": EXAMPLE_HOLD_ID})
+
 NOT_FOUND_TRANSFER_WALLET = "`not_found`: no such source wallet of yours, or no such destination."
 
 NOT_FOUND_WALLET = "`not_found`: no such wallet, or not yours."
@@ -169,6 +176,7 @@ class TransferViewSet(OneRoundTripMixin, viewsets.GenericViewSet):
             200: TransferSerializer(many=True),
             **problem_responses({404: "`not_found`: `wallet` is no wallet of yours."}),
         },
+        examples=parameter_examples(OpenApiParameter.QUERY, {"wallet": EXAMPLE_WALLET_ID, **PAGE_EXAMPLES}),
     )
     def list(self, request: Request) -> Response:
         filters = TransferFilterSerializer(data=request.query_params)
@@ -181,7 +189,7 @@ class TransferViewSet(OneRoundTripMixin, viewsets.GenericViewSet):
             data = [transfer_data(transfer) for transfer in page]
         return self.get_paginated_response(data)
 
-    @extend_schema(responses={200: TransferSerializer})
+    @extend_schema(responses={200: TransferSerializer}, examples=TRANSFER_ID_EXAMPLE)
     def retrieve(self, request: Request, pk: str) -> Response:
         transfer = selectors.transfer_get(transfer_id=parse_uuid(pk), user_id=request.user.id)
         return Response(transfer_data(transfer))
@@ -231,6 +239,7 @@ class TransferViewSet(OneRoundTripMixin, viewsets.GenericViewSet):
             **problem_responses({404: "`not_found`: no such transfer involving your wallets."}),
         },
         description="The refunds of a transfer involving one of your wallets, newest first.",
+        examples=TRANSFER_ID_EXAMPLE,
     )
     @extend_schema(
         methods=["POST"],
@@ -253,10 +262,13 @@ class TransferViewSet(OneRoundTripMixin, viewsets.GenericViewSet):
             "from your wallet (the original's destination) to the original's source. Refunds of one "
             "transfer never add up to more than it moved."
         ),
-        examples=request_examples(
-            partial_refund={"amount": 300, "reason": "one item out of stock"},
-            full_refund={"reason": "order cancelled", "reference": "refund-order-1042"},
-        ),
+        examples=[
+            *request_examples(
+                partial_refund={"amount": 300, "reason": "one item out of stock"},
+                full_refund={"reason": "order cancelled", "reference": "refund-order-1042"},
+            ),
+            *TRANSFER_ID_EXAMPLE,
+        ],
     )
     @action(detail=True, methods=["get", "post"], url_path="refunds", pagination_class=None)
     def refunds(self, request: Request, pk: str) -> HttpResponse:
@@ -307,6 +319,9 @@ class HoldViewSet(OneRoundTripMixin, viewsets.GenericViewSet):
             200: HoldSerializer(many=True),
             **problem_responses({404: "`not_found`: `wallet` is no wallet of yours."}),
         },
+        examples=parameter_examples(
+            OpenApiParameter.QUERY, {"wallet": EXAMPLE_WALLET_ID, "status": "pending", **PAGE_EXAMPLES}
+        ),
     )
     def list(self, request: Request) -> Response:
         filters = HoldFilterSerializer(data=request.query_params)
@@ -320,7 +335,8 @@ class HoldViewSet(OneRoundTripMixin, viewsets.GenericViewSet):
         return self.get_paginated_response([hold_data(hold) for hold in page])
 
     @extend_schema(
-        responses={200: HoldSerializer, **problem_responses({404: "`not_found`: no such hold of yours."})}
+        responses={200: HoldSerializer, **problem_responses({404: "`not_found`: no such hold of yours."})},
+        examples=HOLD_ID_EXAMPLE,
     )
     def retrieve(self, request: Request, pk: str) -> Response:
         return Response(hold_data(selectors.hold_get(hold_id=parse_uuid(pk), user_id=request.user.id)))
@@ -343,13 +359,16 @@ class HoldViewSet(OneRoundTripMixin, viewsets.GenericViewSet):
             "the service (a withdrawal). The rest of the hold is released; a hold is captured once. "
             "The answer is the hold, with `capture_transfer_id`."
         ),
-        examples=request_examples(
-            capture_part_to_a_wallet={
-                "amount": 700,
-                "destination_wallet_id": "5d2f8c1a-6b4e-4f7d-8e2a-9c3b1a0d4e6f",
-            },
-            capture_all_as_a_withdrawal={},
-        ),
+        examples=[
+            *request_examples(
+                capture_part_to_a_wallet={
+                    "amount": 700,
+                    "destination_wallet_id": "5d2f8c1a-6b4e-4f7d-8e2a-9c3b1a0d4e6f",
+                },
+                capture_all_as_a_withdrawal={},
+            ),
+            *HOLD_ID_EXAMPLE,
+        ],
     )
     @action(detail=True, methods=["post"], url_path="capture")
     def capture(self, request: Request, pk: str) -> HttpResponse:
@@ -375,7 +394,7 @@ class HoldViewSet(OneRoundTripMixin, viewsets.GenericViewSet):
             **problem_responses({**HOLD_PROBLEMS, 404: "`not_found`: no such hold of yours."}),
         },
         description="Release a pending hold in full. The answer is the hold, now `voided`.",
-        examples=request_examples(void={}),
+        examples=[*request_examples(void={}), *HOLD_ID_EXAMPLE],
     )
     @action(detail=True, methods=["post"], url_path="void")
     def void(self, request: Request, pk: str) -> HttpResponse:
@@ -393,9 +412,12 @@ def movement_schema(*, name: str, example: dict, reference: str):
         parameters=[IDEMPOTENCY_PARAMETER],
         request=MovementSerializer,
         responses={201: MovementResultSerializer, **MOVEMENT_PROBLEMS},
-        examples=request_examples(
-            **{name: example}, with_a_reference={"amount": example["amount"], "reference": reference}
-        ),
+        examples=[
+            *request_examples(
+                **{name: example}, with_a_reference={"amount": example["amount"], "reference": reference}
+            ),
+            *WALLET_ID_EXAMPLE,
+        ],
     )
 
 
@@ -505,7 +527,22 @@ class WalletMoneyViewSet(OneRoundTripMixin, viewsets.GenericViewSet):
             return [Quotas(UserQuota(), MoneyQuota(), WalletOutgoingQuota())]
         return super().get_throttles()
 
-    @extend_schema(parameters=[HistoryFilterSerializer], responses={200: LedgerEntrySerializer(many=True)})
+    @extend_schema(
+        parameters=[HistoryFilterSerializer],
+        responses={200: LedgerEntrySerializer(many=True)},
+        examples=[
+            *WALLET_ID_EXAMPLE,
+            *parameter_examples(
+                OpenApiParameter.QUERY,
+                {
+                    "type": "deposit",
+                    "created_after": "2026-11-01T00:00:00Z",
+                    "created_before": "2026-12-01T00:00:00Z",
+                    **PAGE_EXAMPLES,
+                },
+            ),
+        ],
+    )
     @action(detail=True, methods=["get"], url_path="transactions", pagination_class=HistoryPagination)
     def transactions(self, request: Request, pk: str) -> Response:
         filters = HistoryFilterSerializer(data=request.query_params)
@@ -530,6 +567,10 @@ class WalletMoneyViewSet(OneRoundTripMixin, viewsets.GenericViewSet):
             "wallet's last entry stamped at or before `at`, and the holds pending then. Before the first "
             "entry: 0. A future `at` is answered as of now."
         ),
+        examples=[
+            *WALLET_ID_EXAMPLE,
+            *parameter_examples(OpenApiParameter.QUERY, {"at": "2026-12-01T00:00:00Z"}),
+        ],
     )
     @action(detail=True, methods=["get"], url_path="balance")
     def balance(self, request: Request, pk: str) -> Response:
@@ -553,6 +594,18 @@ class WalletMoneyViewSet(OneRoundTripMixin, viewsets.GenericViewSet):
             "period's entries, oldest first, a page at a time. opening_balance + total_in - total_out = "
             "closing_balance. As CSV, the whole period in one streamed download."
         ),
+        examples=[
+            *WALLET_ID_EXAMPLE,
+            *parameter_examples(
+                OpenApiParameter.QUERY,
+                {
+                    "from": "2026-11-01T00:00:00Z",
+                    "to": "2026-12-01T00:00:00Z",
+                    "format": "json",
+                    **PAGE_EXAMPLES,
+                },
+            ),
+        ],
     )
     @action(
         detail=True,
@@ -614,10 +667,13 @@ class WalletMoneyViewSet(OneRoundTripMixin, viewsets.GenericViewSet):
             "hold is captured (POST /holds/{id}/capture), voided (POST /holds/{id}/void) or expires "
             "(`expires_at`; default HOLD_DEFAULT_SECONDS, at most HOLD_MAX_SECONDS)."
         ),
-        examples=request_examples(
-            hold={"amount": 1000, "expires_in_seconds": 3600, "reference": "order-1042"},
-            default_lifetime={"amount": 1000, "description": "hotel deposit"},
-        ),
+        examples=[
+            *request_examples(
+                hold={"amount": 1000, "expires_in_seconds": 3600, "reference": "order-1042"},
+                default_lifetime={"amount": 1000, "description": "hotel deposit"},
+            ),
+            *WALLET_ID_EXAMPLE,
+        ],
     )
     @action(detail=True, methods=["post"], url_path="holds")
     def holds(self, request: Request, pk: str) -> HttpResponse:
@@ -664,6 +720,7 @@ IDEMPOTENCY_KEY_PATH_PARAMETER = OpenApiParameter(
     type={"type": "string", "minLength": 1, "maxLength": 255, "pattern": KEY_PATTERN.pattern},
     location=OpenApiParameter.PATH,
     description="The Idempotency-Key you sent, percent-encoded (1-255 printable ASCII characters).",
+    examples=[OpenApiExample("A key you sent", value="3f1c9a52-8d4e-4b7a-9a61-2f0c5e7d9b10")],
 )
 
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from foundation.openapi import problem_responses, request_examples
+from foundation.openapi import PAGE_EXAMPLES, parameter_examples, problem_responses, request_examples
 from foundation.pagination import KeysetPagination
 from foundation.routing import UUID_PATTERN, parse_uuid
 from foundation.views import OneRoundTripMixin
@@ -30,6 +30,9 @@ URL_PROBLEMS = {
     "host that is no valid name.",
 }
 NOT_FOUND = {404: "`not_found`: no such endpoint of yours."}
+ENDPOINT_ID_EXAMPLE = parameter_examples(
+    OpenApiParameter.PATH, {"id": "d6f1e3b2-4c5a-4e8f-9b7d-2a1c3e5f7b90"}
+)
 
 
 class EndpointPagination(KeysetPagination):
@@ -45,7 +48,10 @@ class WebhookEndpointViewSet(OneRoundTripMixin, viewsets.GenericViewSet):
     pagination_class = EndpointPagination
     lookup_value_regex = UUID_PATTERN
 
-    @extend_schema(responses={200: WebhookEndpointSerializer(many=True)})
+    @extend_schema(
+        responses={200: WebhookEndpointSerializer(many=True)},
+        examples=parameter_examples(OpenApiParameter.QUERY, PAGE_EXAMPLES),
+    )
     def list(self, request: Request) -> Response:
         page = self.paginate_queryset(selectors.endpoint_list(owner_id=request.user.id))
         return self.get_paginated_response([endpoint_data(endpoint) for endpoint in page])
@@ -71,7 +77,10 @@ class WebhookEndpointViewSet(OneRoundTripMixin, viewsets.GenericViewSet):
         endpoint, secret = services.endpoint_create(owner_id=request.user.id, **serializer.validated_data)
         return Response(endpoint_data(endpoint, secret), status=status.HTTP_201_CREATED)
 
-    @extend_schema(responses={200: WebhookEndpointSerializer, **problem_responses(NOT_FOUND)})
+    @extend_schema(
+        responses={200: WebhookEndpointSerializer, **problem_responses(NOT_FOUND)},
+        examples=ENDPOINT_ID_EXAMPLE,
+    )
     def retrieve(self, request: Request, pk: str) -> Response:
         endpoint = selectors.endpoint_get(endpoint_id=parse_uuid(pk), owner_id=request.user.id)
         return Response(endpoint_data(endpoint))
@@ -79,7 +88,7 @@ class WebhookEndpointViewSet(OneRoundTripMixin, viewsets.GenericViewSet):
     @extend_schema(
         request=WebhookEndpointUpdateSerializer,
         responses={200: WebhookEndpointSerializer, **problem_responses({**URL_PROBLEMS, **NOT_FOUND})},
-        examples=request_examples(enable={"enabled": True}),
+        examples=[*request_examples(enable={"enabled": True}), *ENDPOINT_ID_EXAMPLE],
     )
     def partial_update(self, request: Request, pk: str) -> Response:
         """Change url, event_types, description or enabled."""
@@ -90,7 +99,9 @@ class WebhookEndpointViewSet(OneRoundTripMixin, viewsets.GenericViewSet):
         )
         return Response(endpoint_data(endpoint))
 
-    @extend_schema(request=None, responses={204: None, **problem_responses(NOT_FOUND)})
+    @extend_schema(
+        request=None, responses={204: None, **problem_responses(NOT_FOUND)}, examples=ENDPOINT_ID_EXAMPLE
+    )
     def destroy(self, request: Request, pk: str) -> Response:
         """Delete the endpoint: nothing more is sent to it; pending deliveries are cancelled."""
         services.endpoint_delete(endpoint_id=parse_uuid(pk), owner_id=request.user.id)
@@ -99,6 +110,7 @@ class WebhookEndpointViewSet(OneRoundTripMixin, viewsets.GenericViewSet):
     @extend_schema(
         request=None,
         responses={200: WebhookEndpointWithSecretSerializer, **problem_responses(NOT_FOUND)},
+        examples=ENDPOINT_ID_EXAMPLE,
     )
     @action(detail=True, methods=["post"], url_path="rotate-secret")
     def rotate_secret(self, request: Request, pk: str) -> Response:
@@ -112,6 +124,10 @@ class WebhookEndpointViewSet(OneRoundTripMixin, viewsets.GenericViewSet):
     @extend_schema(
         parameters=[DeliveryFilterSerializer],
         responses={200: WebhookDeliverySerializer(many=True), **problem_responses(NOT_FOUND)},
+        examples=[
+            *ENDPOINT_ID_EXAMPLE,
+            *parameter_examples(OpenApiParameter.QUERY, {"status": "failed", **PAGE_EXAMPLES}),
+        ],
     )
     @action(detail=True, methods=["get"], url_path="deliveries", pagination_class=DeliveryPagination)
     def deliveries(self, request: Request, pk: str) -> Response:

@@ -24,6 +24,8 @@ import pytest
 from django.core.servers.basehttp import WSGIRequestHandler
 from rest_framework_simplejwt.tokens import RefreshToken
 
+from webhooks import network
+
 BASE_DIR = Path(__file__).resolve().parents[2]
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
 # Operations reached without a token; they ignore one, so the run with a token covers them.
@@ -36,6 +38,33 @@ def _no_nagle(monkeypatch):
     # connection Nagle's algorithm holds the body until the client's delayed ACK, about 40 ms
     # per request. TCP_NODELAY (socketserver's disable_nagle_algorithm) makes the run ~10x faster.
     monkeypatch.setattr(WSGIRequestHandler, "disable_nagle_algorithm", True)
+
+
+# RFC 5737's documentation address: what names under the reserved `.example` TLD resolve to here.
+EXAMPLE_ADDRESS = "192.0.2.1"
+
+
+@pytest.fixture
+def _example_hosts_resolve(monkeypatch):
+    # This machine has no DNS, so every webhook URL schemathesis sends would be 422
+    # `webhook_url_unresolvable` and no endpoint would exist for the links from a created one
+    # (GET, PATCH, rotate-secret, deliveries, DELETE) to follow. Names under `.example` (the
+    # schema's examples, schemathesis.toml's `webhook-urls`) resolve to a documentation address
+    # taken as public; every other name resolves, or fails, as it does in production.
+    # No delivery runs (no worker), and `post` fails the run if one ever tried to connect.
+    resolve, is_public = network._resolve, network._is_public
+
+    def example_resolve(host: str, port: int) -> list[str]:
+        return [EXAMPLE_ADDRESS] if host.rstrip(".").endswith(".example") else resolve(host, port)
+
+    def never_post(*args, **kwargs):
+        raise AssertionError("the contract run must not deliver webhooks")
+
+    monkeypatch.setattr(network, "_resolve", example_resolve)
+    monkeypatch.setattr(
+        network, "_is_public", lambda address: address == EXAMPLE_ADDRESS or is_public(address)
+    )
+    monkeypatch.setattr(network, "post", never_post)
 
 
 def schemathesis_run(live_server, *args: str, token: str = "") -> subprocess.CompletedProcess:
@@ -64,6 +93,7 @@ def schemathesis_run(live_server, *args: str, token: str = "") -> subprocess.Com
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("_example_hosts_resolve")
 def test_api_with_a_token(live_server, make_user):
     token = RefreshToken.for_user(make_user()).access_token
 
