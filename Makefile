@@ -34,9 +34,9 @@ test: $(VENV)/.installed
 	$(BIN)/python scripts/ensure_database.py
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/bandit -c bandit.yaml -r . -q
+	scripts/fail_on_stderr.sh $(BIN)/bandit -c bandit.yaml -r . -q
 	$(BIN)/lint-imports
-	$(BIN)/python manage.py makemigrations --check --dry-run --settings=wallet_project.settings.test
+	$(BIN)/python -W error::RuntimeWarning manage.py makemigrations --check --dry-run --settings=wallet_project.settings.test
 	$(BIN)/pytest
 
 ## make migrate: apply migrations to DATABASE_URL, as the deploy step does (deploy/migrate.sh)
@@ -75,7 +75,7 @@ drills: $(VENV)/.installed
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/bandit -c bandit.yaml -r . -q
+	scripts/fail_on_stderr.sh $(BIN)/bandit -c bandit.yaml -r . -q
 	$(BIN)/lint-imports
 
 ## make audit: known vulnerabilities in the pinned requirements (needs network; CI does not run it)

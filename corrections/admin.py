@@ -127,16 +127,24 @@ class AdjustmentProposalAdmin(admin.ModelAdmin):
 
         return OperatorProposalForm
 
+    def save_form(self, request: HttpRequest, form, change: bool) -> AdjustmentProposal:
+        # Proposing (adding is the only save here: nothing is changed in the admin). The
+        # service writes the proposal and its audit event. The admin goes on with the
+        # instance returned here (save_model, its log entry, response_add's redirect and
+        # message), so that is the row the service made, not the form's unsaved copy.
+        if change:
+            raise PermissionDenied
+        # Unsaved, with the form's values; it also gives the form the save_m2m() that save_related calls.
+        proposed = super().save_form(request, form, change)
+        return adjustment_propose(
+            wallet_id=proposed.wallet_id,
+            amount=proposed.amount,
+            reason=proposed.reason,
+            operator_id=request.user.pk,
+        )
+
     def save_model(self, request: HttpRequest, obj: AdjustmentProposal, form, change: bool) -> None:
-        # The service writes the proposal and its audit event; the admin only records
-        # its own log entry for the row the service made.
-        proposal = adjustment_propose(
-            wallet_id=obj.wallet_id, amount=obj.amount, reason=obj.reason, operator_id=request.user.pk
-        )
-        obj.__dict__.update(
-            {f.attname: getattr(proposal, f.attname) for f in AdjustmentProposal._meta.concrete_fields}
-        )
-        obj._state.adding = False
+        pass  # already saved by the service in save_form
 
     # --- deciding ----------------------------------------------------------------------
 

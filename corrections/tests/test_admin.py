@@ -76,6 +76,22 @@ def test_a_maker_proposes_with_the_add_form_as_themselves(wallet, maker, checker
     assert LogEntry.objects.filter(action_flag=ADDITION, object_id=str(proposal.id), user=maker).exists()
 
 
+@pytest.mark.parametrize("button", ["_save", "_continue"])
+def test_after_adding_the_admin_names_and_links_the_proposal_the_service_made(wallet, maker, button):
+    response = client_of(maker).post(
+        ADD, {"wallet": str(wallet.id), "amount": "250", "reason": "Fee refund", button: "1"}
+    )
+
+    proposal = AdjustmentProposal.objects.get()
+    # "Save and continue" goes to the new proposal's own page; "Save" to the list.
+    assert response["Location"] == (change_url(proposal) if button == "_continue" else LIST)
+    # The message and the admin's log name the stored row (its currency comes from the service).
+    assert texts(response) == [f"The adjustment proposal “{proposal}” was added successfully."]
+    assert "USD" in str(proposal)
+    [entry] = LogEntry.objects.filter(action_flag=ADDITION)
+    assert (entry.object_id, entry.object_repr) == (str(proposal.id), str(proposal))
+
+
 @pytest.mark.parametrize(
     ("amount", "reason", "message"),
     [("0", "A reason", "non-zero"), ("100", "   ", "This field is required"), ("-5", "Closed", "closed")],

@@ -3,7 +3,8 @@
 Runs the real script in a subprocess on a spare port with its data in a temporary
 folder: the ledger's triggers exist (it is PostgreSQL, not a stand-in), money moves
 through the API, Ctrl-C (SIGINT) stops the web server and the database, and a
-second start reuses the data.
+second start reuses the data. With DATABASE_URL set, that database is served and no
+embedded PostgreSQL starts; `make run`'s HOST and PORT reach the script.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ import psycopg
 import pytest
 import requests
 
+from testing.scratch import applied
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -41,10 +44,10 @@ def _postmasters(data_dir: Path) -> list[psutil.Process]:
 
 
 class DevServer:
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, database_url: str = "") -> None:
         self.port = _free_port()
         self.base = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "DEV_PGDATA": str(data_dir), "DATABASE_URL": ""}
+        env = {**os.environ, "DEV_PGDATA": str(data_dir), "DATABASE_URL": database_url}
         env.pop("DJANGO_SETTINGS_MODULE", None)
         self.process = subprocess.Popen(
             [sys.executable, str(ROOT / "scripts" / "devserver.py"), "127.0.0.1", str(self.port)],
@@ -127,3 +130,42 @@ def test_make_run_serves_on_embedded_postgres_and_keeps_its_data(tmp_path):
         assert found == (1,)
     finally:
         server.stop()
+
+
+def test_database_url_is_served_instead_of_an_embedded_postgres(tmp_path, scratch):
+    data_dir = tmp_path / "pgdata"
+    server = DevServer(data_dir, database_url=scratch.url)  # returns once /readyz answers 200
+    try:
+        assert not _postmasters(data_dir), "an embedded postgres started although DATABASE_URL was set"
+        assert "0001_initial" in applied(scratch, "transfers"), "devserver migrated another database"
+    finally:
+        output = server.stop()
+    assert "Embedded PostgreSQL" not in output, output
+    assert not data_dir.exists(), "the embedded PostgreSQL's data folder was created"
+
+
+def _make_run_line(**env: str) -> str:
+    environment = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "MAKEFLAGS")}
+    recipe = subprocess.run(
+        ["make", "-n", "run", "PORT=8123", "HOST=0.0.0.0"],
+        cwd=ROOT,
+        env={**environment, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout.splitlines()
+    [line] = [line for line in recipe if "scripts/devserver.py" in line]
+    return line
+
+
+def test_make_run_passes_host_and_port_and_only_a_users_own_database_url():
+    line = _make_run_line()
+    assert line.endswith("scripts/devserver.py 0.0.0.0 8123"), line
+    # The Makefile's default DATABASE_URL is for `make test`: `make run` gets an empty one
+    # (the embedded PostgreSQL), unless the user set one in the environment.
+    assert line.startswith('DATABASE_URL="" '), line
+
+    line = _make_run_line(DATABASE_URL="postgres://someone@db.example:5432/theirs")
+    assert line.startswith('DATABASE_URL="postgres://someone@db.example:5432/theirs" '), line
+    assert line.endswith("scripts/devserver.py 0.0.0.0 8123"), line

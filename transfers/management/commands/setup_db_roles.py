@@ -243,8 +243,6 @@ class Command(BaseCommand):
         if owner == app:
             raise CommandError("--owner and --app must be different roles.")
         base = connections[DEFAULT_DB_ALIAS]
-        if base.vendor != "postgresql":
-            raise CommandError("Database roles exist only on PostgreSQL (DATABASE_URL=postgres://...).")
         database = options["database"] or base.settings_dict["NAME"]
         statements = role_statements(
             owner=owner, app=app, database=database, schema=options["schema"], reassign=options["reassign"]
