@@ -209,6 +209,8 @@ def test_order_per_wallet_holds_under_concurrent_movements(make_user, make_walle
     for user in users:
         services.endpoint_create(owner_id=user.id, url=receiver.url, event_types=["*"])
 
+    errors: list[str] = []
+
     def hammer(index: int) -> None:
         try:
             for step in range(8):
@@ -228,6 +230,9 @@ def test_order_per_wallet_holds_under_concurrent_movements(make_user, make_walle
                     except OperationalError as exc:
                         if attempt == 4 or not (is_lock_timeout(exc) or is_cancelled(exc)):
                             raise
+        except Exception as exc:
+            errors.append(f"mover {index}: {exc!r}")
+            raise
         finally:
             connection.close()
 
@@ -254,6 +259,7 @@ def test_order_per_wallet_holds_under_concurrent_movements(make_user, make_walle
         stop.set()
         pumper.join(30)
 
+    assert errors == []
     assert expected == 48
     seen = receiver.events()
     assert len({event["id"] for event in seen}) == expected  # each once here (no failures to retry)
