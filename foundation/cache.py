@@ -134,11 +134,14 @@ def _start_generation(namespace: str, obj_id: object) -> str:
         client = get_redis_connection(ALIAS)
         full = caches[ALIAS].make_key(key)
         if client.set(full, pickle.dumps(generation), ex=_GENERATION_TTL, nx=True):
-            return generation
-        return _decode(client.get(full)) or generation
+            found = generation
+        else:
+            found = _decode(client.get(full)) or generation
     except (RedisError, OSError) as exc:
         redis_health.failed(ALIAS, "cache", exc)
         return generation
+    redis_health.succeeded(ALIAS)
+    return found
 
 
 def _store(namespace: str, obj_id: object, generation: str, value: Any, timeout: int | None) -> None:
@@ -155,6 +158,9 @@ def _set(key: str, value: Any, timeout: int | None) -> None:
         get_redis_connection(ALIAS).set(caches[ALIAS].make_key(key), pickle.dumps(value), ex=timeout)
     except (RedisError, OSError) as exc:
         redis_health.failed(ALIAS, "cache", exc)
+        return
+    # A process that only writes (a worker or command saving users) must see Redis come back too.
+    redis_health.succeeded(ALIAS)
 
 
 def _plain(full_key: str) -> str:

@@ -3,20 +3,26 @@ redelivery (an action that needs the webhooks.redeliver_webhookdelivery permissi
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils.timezone import localtime
 
 from foundation.admin import ReadOnlyAdmin, short_id
 from webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from webhooks.services import delivery_redeliver
 
 REDELIVER_PERMISSION = "webhooks.redeliver_webhookdelivery"
+URL_SHOWN = 40  # characters of an endpoint's URL in the list
 
 
 @admin.register(WebhookEndpoint)
 class WebhookEndpointAdmin(ReadOnlyAdmin):
-    list_display = ["url", "owner", "enabled", "disabled_reason", "failing_since", "created_at", "deleted_at"]
+    # Enabled, disabled (and why) and deleted in one column, so the list fits a 1400 px window
+    # beside the admin's navigation and filters.
+    list_display = ["shown_url", "owner", "state", "failing_since", "created_at"]
     list_filter = ["enabled", "disabled_reason"]
     search_fields = ["=id", "url", "=owner__username"]
     list_select_related = ["owner"]
@@ -26,6 +32,19 @@ class WebhookEndpointAdmin(ReadOnlyAdmin):
         "id", "owner", "url", "description", "event_types", "enabled", "disabled_reason",
         "failing_since", "previous_secret_expires_at", "created_at", "updated_at", "deleted_at",
     ]  # fmt: skip
+
+    @admin.display(description="URL", ordering="url")
+    def shown_url(self, endpoint: WebhookEndpoint) -> str:
+        # A URL does not wrap: a long one is cut here and shown whole on the endpoint's page.
+        return endpoint.url if len(endpoint.url) <= URL_SHOWN else f"{endpoint.url[: URL_SHOWN - 1]}…"
+
+    @admin.display(description="State", ordering="enabled")
+    def state(self, endpoint: WebhookEndpoint) -> str:
+        if endpoint.deleted_at is not None:
+            return "deleted"
+        if endpoint.enabled:
+            return "enabled"
+        return endpoint.get_disabled_reason_display()  # "Disabled by its owner", ...
 
 
 class AttemptInline(admin.TabularInline):
@@ -51,10 +70,18 @@ class AttemptInline(admin.TabularInline):
 
 @admin.register(WebhookDelivery)
 class WebhookDeliveryAdmin(ReadOnlyAdmin):
+    # The endpoint's host, the last status and error in one column, and a next-attempt time
+    # that may wrap: the list fits a 1400 px window beside the admin's navigation and filters.
     list_display = [
-        "id", "event_type", "status", "attempts", "endpoint_url", "wallet", "next_attempt_at",
-        "last_status_code", "last_error",
-    ]  # fmt: skip
+        "id",
+        "event_type",
+        "status",
+        "attempts",
+        "endpoint_host",
+        "wallet",
+        "next_attempt",
+        "last_result",
+    ]
     list_filter = ["status", "last_error"]
     search_fields = ["=id", "=endpoint__id", "=wallet_id", "=event__uuid"]
     list_select_related = ["endpoint", "event"]
@@ -73,8 +100,19 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin):
         return f"{delivery.event.type} #{delivery.event_id}"
 
     @admin.display(description="Endpoint")
-    def endpoint_url(self, delivery: WebhookDelivery) -> str:
-        return delivery.endpoint.url
+    def endpoint_host(self, delivery: WebhookDelivery) -> str:
+        return urlsplit(delivery.endpoint.url).netloc  # the whole URL is on the delivery's page
+
+    @admin.display(description="Next attempt", ordering="next_attempt_at")
+    def next_attempt(self, delivery: WebhookDelivery) -> str:
+        # Text, not a datetime: Django never wraps a datetime cell, and its long form is wide.
+        when = delivery.next_attempt_at
+        return "-" if when is None else localtime(when).strftime("%Y-%m-%d %H:%M")
+
+    @admin.display(description="Last result", ordering="last_status_code")
+    def last_result(self, delivery: WebhookDelivery) -> str:
+        parts = [str(delivery.last_status_code or ""), delivery.last_error]
+        return " ".join(part for part in parts if part) or "-"
 
     @admin.display(description="Wallet", ordering="wallet_id")
     def wallet(self, delivery: WebhookDelivery) -> str:

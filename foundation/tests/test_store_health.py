@@ -8,16 +8,25 @@ of the code under test, at the redis-py connection every operation has to open.
 from __future__ import annotations
 
 import logging
+from io import StringIO
 
 import pytest
 from django.conf import settings
 from django.core.cache import caches
+from django.core.management import call_command
 from django.test import override_settings
 from prometheus_client import REGISTRY
 from redis.connection import AbstractConnection
 
 from foundation.db_router import user_pinned
 from foundation.store_health import redis_health
+from transfers import tasks as transfer_tasks
+from users.models import User
+from webhooks import services as webhook_services
+from webhooks import tasks as webhook_tasks
+from webhooks.dispatch import fan_out_settled
+from webhooks.models import WebhookDelivery
+from webhooks.tests.receiver import Receiver
 
 pytestmark = pytest.mark.django_db
 
@@ -160,3 +169,98 @@ def test_the_cache_alias_of_an_ignored_error_is_its_label(failed_connects):
         "wallet_redis_errors_total", {"store": "ratelimit", "operation": "cache"}
     )
     assert after == before + 1
+
+
+# --- Outside web requests: Celery's beat tasks, the webhook sender, commands ---------------
+
+
+@pytest.mark.django_db(transaction=True)  # reconciliation sets its own isolation level
+def test_beat_tasks_and_the_webhook_sender_run_through_an_outage_without_redis(
+    make_user, make_wallet, settings, monkeypatch, caplog, failed_connects
+):
+    """The periodic tasks as a worker runs them (Task.apply(): Celery's tracer, signals and
+    the task function, without a broker) and `manage.py deliver_webhooks --once` (the sender
+    `make run` starts) do their work with Redis gone: none of them needs it, so none of
+    them makes a connection, counts a failure or logs a line about it."""
+    settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS, settings.WEBHOOK_REQUIRE_HTTPS = True, False
+    published: list[tuple] = []  # never the shared test broker: other runs' workers read it
+    monkeypatch.setattr(webhook_tasks.send_webhook_lane, "apply_async", lambda *a, **kw: published.append(a))
+    receiver = Receiver().start()
+    try:
+        alice = make_user()
+        endpoint, _ = webhook_services.endpoint_create(owner_id=alice.id, url=receiver.url, event_types=["*"])
+        make_wallet(alice, balance=500)  # a deposit.created event for the endpoint
+        # Its delivery, made now: fanning out may wait for other runs' transactions on the cluster.
+        fan_out_settled()
+        before = redis_errors()
+
+        with caplog.at_level(logging.INFO), redis_down():
+            out = StringIO()
+            call_command("deliver_webhooks", "--once", stdout=out)
+            # After the sender: the dispatcher finds nothing due, so it sends no task to
+            # the broker (Celery's, not a cache; a real worker could not run without it).
+            results = {
+                task.name: task.apply()
+                for task in (
+                    transfer_tasks.expire_holds,
+                    transfer_tasks.reconcile_ledger,
+                    transfer_tasks.cleanup_idempotency_records,
+                    transfer_tasks.ledger_checkpoint,
+                    webhook_tasks.dispatch_webhooks,
+                )
+            }
+    finally:
+        receiver.stop()
+
+    assert {name: result.state for name, result in results.items()} == dict.fromkeys(results, "SUCCESS")
+    assert results["transfers.tasks.reconcile_ledger"].result["discrepancies"] == 0
+    assert results["webhooks.tasks.dispatch_webhooks"].result == 0
+    assert published == []
+    assert "1 delivered" in out.getvalue()
+    assert [item.json["type"] for item in receiver.received] == ["deposit.created"]
+    assert WebhookDelivery.objects.get(endpoint=endpoint).status == WebhookDelivery.Status.SUCCEEDED
+    assert failed_connects == []  # no code path here talks to Redis
+    assert redis_errors() == before
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
+    assert redis_health.reachable
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_command_that_only_writes_to_the_cache_logs_the_outage_once_and_its_end(
+    monkeypatch, caplog, failed_connects
+):
+    """A process outside the web that reaches Redis only by retiring cached rows (a user
+    saved by `manage.py createsuperuser`: users.signals) sees the outage as the web does:
+    every failed write counted, one WARNING, no traceback, and one INFO once a write works."""
+    monkeypatch.setenv("DJANGO_SUPERUSER_PASSWORD", "S3cure-pass-123")
+    before = redis_errors()
+
+    with caplog.at_level(logging.INFO), redis_down():
+        for n in range(5):
+            call_command(
+                "createsuperuser",
+                "--noinput",
+                username=f"root{n}",
+                email=f"root{n}@x.test",
+                stdout=StringIO(),
+            )
+
+    assert User.objects.filter(username__startswith="root").count() == 5  # the work was done
+    assert len(failed_connects) == 5  # one cache write per saved user, refused
+    assert redis_errors() - before == 5
+    (warning,) = logged(caplog, logging.WARNING)
+    assert "Redis unreachable" in warning.getMessage()
+    assert logged(caplog, logging.ERROR) == []
+    assert not redis_health.reachable
+
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        call_command(
+            "createsuperuser", "--noinput", username="root5", email="root5@x.test", stdout=StringIO()
+        )
+
+    assert redis_health.reachable  # the write worked: Redis is back for this process
+    (info,) = [r for r in logged(caplog, logging.INFO) if r.name == "foundation.store_health"]
+    assert "Redis reachable again" in info.getMessage()
+    assert "5 operations failed meanwhile" in info.getMessage()
+    assert logged(caplog, logging.WARNING) == logged(caplog, logging.ERROR) == []

@@ -49,8 +49,10 @@ def delivery(make_user, make_wallet) -> WebhookDelivery:
 
 def test_deliveries_and_their_attempts_are_read_only(admin_client, delivery):
     html = admin_page(admin_client, "/admin/webhooks/webhookdelivery/")
-    assert "deposit.created" in html and PUBLIC in html
+    assert "deposit.created" in html and '<td class="field-endpoint_host">93.184.215.14</td>' in html
     page = admin_page(admin_client, f"/admin/webhooks/webhookdelivery/{delivery.pk}/change/")
+    assert PUBLIC in page  # the whole URL on the delivery's own page
+    assert '<td class="field-last_result">502 http_error</td>' in html
     assert "502" in page and "http_error" in page  # the attempt, inline
     assert 'name="_save"' not in page
     assert "/admin/webhooks/webhookdelivery/add/" not in html
