@@ -48,7 +48,9 @@ class DevServer:
         self.port = _free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, "DEV_PGDATA": str(data_dir), "DATABASE_URL": database_url}
-        env.pop("DJANGO_SETTINGS_MODULE", None)
+        # `make run`'s defaults: settings chosen by the launcher, no Redis (process memory).
+        for name in ("DJANGO_SETTINGS_MODULE", "REDIS_URL"):
+            env.pop(name, None)
         self.process = subprocess.Popen(
             [sys.executable, str(ROOT / "scripts" / "devserver.py"), "127.0.0.1", str(self.port)],
             cwd=ROOT,

@@ -8,20 +8,16 @@ embedded PostgreSQL; it migrates (nothing to do) and serves as `make run` does.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import requests
 from django.db import connection
 
-from scripts.tests.test_devserver import ROOT, DevServer, _free_port
+from scripts.tests.test_devserver import ROOT, DevServer
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),  # the server's writes are seen, then flushed
@@ -42,39 +38,6 @@ def walkthrough() -> str:
     return found.group(1)
 
 
-class ExistingDatabaseServer(DevServer):
-    """scripts/devserver.py on a spare port and an existing database (nothing embedded);
-    stop() as for DevServer."""
-
-    def __init__(self, database_url: str) -> None:
-        self.port = _free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "DATABASE_URL": database_url}
-        # `make run`'s defaults: no Redis (process memory), settings chosen by the launcher.
-        for name in ("DJANGO_SETTINGS_MODULE", "REDIS_URL"):
-            env.pop(name, None)
-        self.process = subprocess.Popen(
-            [sys.executable, str(ROOT / "scripts" / "devserver.py"), "127.0.0.1", str(self.port)],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                pytest.fail(f"devserver exited early:\n{self.process.stdout.read()}")
-            try:
-                if requests.get(f"{self.base}/readyz", timeout=1).status_code == 200:
-                    return
-            except requests.ConnectionError:
-                pass
-            time.sleep(0.2)
-        pytest.fail(f"devserver did not become ready in 60 s:\n{self.stop()}")
-
-
 def database_url() -> str:
     """This test's database (pytest-django's), as a DATABASE_URL."""
     db = connection.settings_dict
@@ -83,8 +46,8 @@ def database_url() -> str:
 
 
 @pytest.fixture
-def server() -> Iterator[ExistingDatabaseServer]:
-    running = ExistingDatabaseServer(database_url())
+def server(tmp_path) -> Iterator[DevServer]:
+    running = DevServer(tmp_path / "unused", database_url=database_url())
     yield running
     output = running.stop()
     assert "Traceback" not in output, output[-3000:]  # the server and the webhook sender logged no error
