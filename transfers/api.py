@@ -43,6 +43,7 @@ from transfers.idempotency import (
 )
 from transfers.models import Transfer
 from transfers.quotas import MoneyQuota, WalletOutgoingQuota
+from transfers.rendering import hold_data, transfer_data
 from transfers.serializers import (
     BalanceAtFilterSerializer,
     BalanceAtSerializer,
@@ -64,11 +65,9 @@ from transfers.serializers import (
     TransferSerializer,
     balance_at_data,
     entry_data,
-    hold_data,
     idempotency_key_data,
     statement_csv,
     statement_data,
-    transfer_data,
 )
 from transfers.services import Movement, refund_movement
 from wallets.api import EXAMPLE_WALLET_ID, WALLET_ID_EXAMPLE
