@@ -11,6 +11,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin
 from django.db.models import Model
+from django.utils.timezone import localtime
 
 
 def _plain(value: Any) -> Any:
@@ -60,6 +61,14 @@ class ChangeValuesMixin:
 def short_id(value: object) -> str:
     """The first 8 characters of an id: enough to tell a list's rows apart; the row's page has it whole."""
     return str(value)[:8] if value is not None else "-"
+
+
+def short_time(value: datetime.datetime | None, *, seconds: bool = True) -> str:
+    """A time in a list, as text in the current time zone ("-" for none). Text, not a
+    datetime: Django never wraps a datetime cell, and its long form widens the list."""
+    if value is None:
+        return "-"
+    return localtime(value).strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):

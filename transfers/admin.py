@@ -3,9 +3,8 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
-from django.utils.timezone import localtime
 
-from foundation.admin import ReadOnlyAdmin, short_id
+from foundation.admin import ReadOnlyAdmin, short_id, short_time
 from foundation.currencies import format_major
 from transfers.models import Discrepancy, Hold, IdempotencyRecord, LedgerEntry, ReconciliationRun, Transfer
 from transfers.selectors import with_ledger_balance
@@ -196,14 +195,13 @@ class ReconciliationRunAdmin(ReadOnlyAdmin):
     date_hierarchy = "started_at"
     inlines = [DiscrepancyInline]
 
-    # Text, not datetimes: Django never wraps a datetime cell, and its long form is wide.
     @admin.display(description="Started", ordering="started_at")
     def started(self, run: ReconciliationRun) -> str:
-        return localtime(run.started_at).strftime("%Y-%m-%d %H:%M:%S")
+        return short_time(run.started_at)
 
     @admin.display(description="Finished", ordering="finished_at")
     def finished(self, run: ReconciliationRun) -> str:
-        return "-" if run.finished_at is None else localtime(run.finished_at).strftime("%Y-%m-%d %H:%M:%S")
+        return short_time(run.finished_at)
 
     @admin.display(description="Wallets", ordering="wallets_checked")
     def wallets(self, run: ReconciliationRun) -> int:

@@ -8,9 +8,8 @@ from urllib.parse import urlsplit
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
-from django.utils.timezone import localtime
 
-from foundation.admin import ReadOnlyAdmin, short_id
+from foundation.admin import ReadOnlyAdmin, short_id, short_time
 from webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from webhooks.services import delivery_redeliver
 
@@ -105,9 +104,7 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin):
 
     @admin.display(description="Next attempt", ordering="next_attempt_at")
     def next_attempt(self, delivery: WebhookDelivery) -> str:
-        # Text, not a datetime: Django never wraps a datetime cell, and its long form is wide.
-        when = delivery.next_attempt_at
-        return "-" if when is None else localtime(when).strftime("%Y-%m-%d %H:%M")
+        return short_time(delivery.next_attempt_at, seconds=False)
 
     @admin.display(description="Last result", ordering="last_status_code")
     def last_result(self, delivery: WebhookDelivery) -> str:
